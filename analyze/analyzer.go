@@ -1,0 +1,123 @@
+// Package analyze decodes packets, follows every TCP connection attempt
+// through its handshake, and decides what became of it. It does no I/O and
+// imports neither capture nor report: packets in, verdicts out, and the same
+// verdicts for the same packets on every run (time comes from the packets,
+// never from the clock).
+package analyze
+
+import (
+	"sort"
+)
+
+// Summary counts what the analyzer saw. Packet counts exclude capture
+// duplicates (see Duplicates).
+type Summary struct {
+	Packets           uint64
+	TCPPackets        uint64
+	Filtered          uint64 // not matching the filter expression
+	Fragments         uint64
+	ICMPUnreach       uint64
+	Malformed         uint64
+	Unsupported       uint64 // frames of link types we do not decode
+	NonTCP            uint64
+	Duplicates        uint64
+	OutOfOrder        uint64 // packets whose timestamp is earlier than one before them
+	Attempts          uint64
+	SynPackets        uint64
+	SynRetransmits    uint64
+	SynAckPackets     uint64
+	SynAckRetransmits uint64
+	SynWithTS         uint64
+	SynAckWithTS      uint64
+	Evicted           uint64
+	Outcomes          [NumOutcomes]uint64
+	ResetsByClient    uint64
+	ResetsByServer    uint64
+	UnsupportedLinks  map[uint16]uint64
+	First, Last       int64 // capture time span (ns)
+}
+
+// Analyzer decodes frames, applies the filter and feeds the tracker.
+type Analyzer struct {
+	sum     Summary
+	tracker *Tracker
+	filter  *Filter
+	dec     Decoded
+	last    int64
+}
+
+// NewAnalyzer returns an analyzer; emit receives each finished attempt.
+func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt)) *Analyzer {
+	an := &Analyzer{filter: filter}
+	an.tracker = NewTracker(cfg, &an.sum, emit)
+	return an
+}
+
+// Packet analyses one frame. It does not keep p.Data.
+func (an *Analyzer) Packet(p *Packet) {
+	s := &an.sum
+	s.Packets++
+	if s.First == 0 || p.Time < s.First {
+		s.First = p.Time
+	}
+	if p.Time > s.Last {
+		s.Last = p.Time
+	}
+	if p.Time < an.last {
+		s.OutOfOrder++
+	} else {
+		an.last = p.Time
+	}
+	d := &an.dec
+	k := Decode(p.LinkType, p.Data, p.OrigLen, d)
+	if an.filter != nil && k != KindUnsupported && !an.filter.Match(d, p.Data) {
+		s.Filtered++
+		return
+	}
+	switch k {
+	case KindTCP:
+		s.TCPPackets++
+		an.tracker.track(d, p.Time, p.Ref)
+	case KindICMPUnreach:
+		an.tracker.track(d, p.Time, p.Ref)
+	case KindFragment:
+		s.Fragments++
+	case KindMalformed:
+		s.Malformed++
+	case KindUnsupported:
+		s.Unsupported++
+		if s.UnsupportedLinks == nil {
+			s.UnsupportedLinks = make(map[uint16]uint64)
+		}
+		s.UnsupportedLinks[p.LinkType]++
+	default:
+		s.NonTCP++
+	}
+}
+
+// Finish ends every attempt still open, judging it at the capture's end.
+func (an *Analyzer) Finish() {
+	an.tracker.Flush(an.sum.Last)
+}
+
+// Summary returns the counts so far.
+func (an *Analyzer) Summary() *Summary { return &an.sum }
+
+// Active is the number of flows tracked now.
+func (an *Analyzer) Active() int { return an.tracker.Active() }
+
+// SortAttempts orders attempts by start time, then by their first packet:
+// the order does not depend on when the tracker happened to finish them.
+// (Ids are given in order of each attempt's first packet.)
+func SortAttempts(as []*Attempt) {
+	sort.SliceStable(as, func(i, j int) bool {
+		a, b := as[i], as[j]
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		if a.First.Source != b.First.Source {
+			return a.First.Source < b.First.Source
+		}
+		return a.First.Num < b.First.Num
+	})
+}

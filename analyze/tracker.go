@@ -1,0 +1,903 @@
+package analyze
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config holds the tracker's timeouts and bounds. All times are capture
+// times: a replayed capture gives the same answer on every run.
+type Config struct {
+	// SynTimeout is how long a SYN (or SYN-ACK) must stay unanswered, with
+	// the capture still running, before the attempt counts as unanswered
+	// (or abandoned) rather than undetermined.
+	SynTimeout time.Duration
+	// HandshakeIdle ends an attempt still in its handshake after this much
+	// silence. It must exceed the longest gap between SYN retransmits
+	// (TCP's maximum RTO is 120 s).
+	HandshakeIdle time.Duration
+	// EstablishedIdle ends an open connection after this much silence.
+	EstablishedIdle time.Duration
+	// ClosedLinger keeps a closed connection this long to absorb stragglers
+	// (FIN retransmits back off to a minute and more).
+	ClosedLinger time.Duration
+	// DupWindow: an identical copy of the previous packet in the same
+	// direction within this time is a capture duplicate (-i any, mirrors),
+	// not a retransmission.
+	DupWindow time.Duration
+	// MaxFlows caps the flows tracked at once; the least recently active
+	// is finished early (and counted as evicted) to make room.
+	MaxFlows int
+}
+
+// DefaultConfig returns the defaults documented in README.md.
+func DefaultConfig() Config {
+	return Config{
+		SynTimeout:      3 * time.Second,
+		HandshakeIdle:   130 * time.Second,
+		EstablishedIdle: time.Hour,
+		ClosedLinger:    2 * time.Minute,
+		DupWindow:       5 * time.Millisecond,
+		MaxFlows:        1 << 18,
+	}
+}
+
+// flowKey identifies a flow regardless of direction: the lower (addr, port)
+// endpoint is side a. VLAN ids are part of it, so copies of one connection
+// on two VLANs (a mirror port) are two flows, as Zeek counts them.
+type flowKey struct {
+	a, b   [16]byte
+	pa, pb uint16
+	vlan   [2]uint16
+	nvlan  uint8
+	v6     bool
+}
+
+func makeKey(d *Decoded) (k flowKey, dir uint8) {
+	k.v6 = d.IPv6
+	k.nvlan = d.NVLAN
+	if k.nvlan > 2 {
+		k.nvlan = 2
+	}
+	k.vlan = d.VLAN
+	c := compareEndpoint(&d.Src, d.SPort, &d.Dst, d.DPort)
+	if c <= 0 {
+		k.a, k.pa, k.b, k.pb = d.Src, d.SPort, d.Dst, d.DPort
+		return k, 0
+	}
+	k.a, k.pa, k.b, k.pb = d.Dst, d.DPort, d.Src, d.SPort
+	return k, 1
+}
+
+func compareEndpoint(a *[16]byte, pa uint16, b *[16]byte, pb uint16) int {
+	for i := 0; i < 16; i++ {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case pa < pb:
+		return -1
+	case pa > pb:
+		return 1
+	}
+	return 0
+}
+
+// seqGE compares sequence numbers modulo 2^32 (RFC 1982).
+func seqGE(a, b uint32) bool { return int32(a-b) >= 0 }
+
+// seqInWindow reports whether ack acknowledges at least want and not
+// implausibly far beyond it.
+func seqInWindow(ack, want uint32) bool { return ack-want < maxSeqWindow }
+
+type pktSig struct {
+	t     int64
+	seq   uint32
+	ack   uint32
+	ipid  uint32
+	tsval uint32
+	plen  uint32
+	win   uint16
+	flags uint8
+	valid bool
+}
+
+const (
+	listHandshake = iota
+	listOpen
+	listClosed
+	numLists
+)
+
+type flow struct {
+	key        flowKey
+	prev, next *flow
+	list       uint8
+	clientDir  uint8 // key side (0 = a, 1 = b) of the client
+	last       int64 // capture time of the last packet (monotonic)
+	at         *Attempt
+	sig        [2][2]pktSig // last SYN-flagged and last other packet per key side, for duplicate detection
+	srvSYN     bool      // the server side sent a SYN (simultaneous open)
+	srvSYNSeq  uint32
+	cliSYNACK  bool // the client side sent a SYN-ACK (simultaneous open)
+	cliSAckSeq uint32
+	synsAtAns  int    // client SYNs seen when the first answer came
+	lastHS     int64  // last SYN or SYN-ACK
+	synackAck  uint32 // the first SYN-ACK's acknowledgment number
+	srvISNs    [maxServerISNs]uint32 // server ISNs seen in SYN-ACKs
+	nSrvISN    int
+	alias      flowKey // the server side's key when its VLAN tags differ
+	hasAlias   bool
+	staleAck   uint32 // acknowledgment number of the server's last stale ACK
+	hasStale   bool
+}
+
+type lru struct{ head, tail *flow }
+
+func (l *lru) remove(f *flow) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		l.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	} else {
+		l.tail = f.prev
+	}
+	f.prev, f.next = nil, nil
+}
+
+func (l *lru) pushBack(f *flow) {
+	f.prev = l.tail
+	f.next = nil
+	if l.tail != nil {
+		l.tail.next = f
+	} else {
+		l.head = f
+	}
+	l.tail = f
+}
+
+// Tracker follows connection attempts through their handshakes. It is not
+// safe for concurrent use; shard by flow to use more cores.
+type Tracker struct {
+	cfg   Config
+	flows map[flowKey]*flow
+	// byTuple finds a flow by its 4-tuple alone, for captures where the two
+	// directions carry different VLAN tags (a router on a trunk, one side
+	// tagged): an answer on another VLAN joins the attempt it answers.
+	byTuple map[flowKey]*flow
+	lists   [numLists]lru
+	idle  [numLists]int64
+	now   int64 // the latest capture time seen
+	start int64
+	sum   *Summary
+	emit  func(*Attempt)
+	free  *flow // recycled flow structs
+}
+
+// NewTracker returns a tracker that calls emit with every finished attempt;
+// emit owns the attempt from then on.
+func NewTracker(cfg Config, sum *Summary, emit func(*Attempt)) *Tracker {
+	def := DefaultConfig()
+	if cfg.SynTimeout <= 0 {
+		cfg.SynTimeout = def.SynTimeout
+	}
+	if cfg.HandshakeIdle <= 0 {
+		cfg.HandshakeIdle = def.HandshakeIdle
+	}
+	if cfg.EstablishedIdle <= 0 {
+		cfg.EstablishedIdle = def.EstablishedIdle
+	}
+	if cfg.ClosedLinger <= 0 {
+		cfg.ClosedLinger = def.ClosedLinger
+	}
+	if cfg.DupWindow < 0 {
+		cfg.DupWindow = 0
+	}
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = def.MaxFlows
+	}
+	t := &Tracker{cfg: cfg, flows: make(map[flowKey]*flow, 1024), byTuple: make(map[flowKey]*flow, 1024), sum: sum, emit: emit}
+	t.idle[listHandshake] = int64(cfg.HandshakeIdle)
+	t.idle[listOpen] = int64(cfg.EstablishedIdle)
+	t.idle[listClosed] = int64(cfg.ClosedLinger)
+	return t
+}
+
+// Active is the number of flows tracked now.
+func (t *Tracker) Active() int { return len(t.flows) }
+
+// advance moves the tracker's clock (the latest capture time seen) and ends
+// flows that have been idle too long. Out-of-order timestamps never move it
+// back.
+func (t *Tracker) advance(ts int64) {
+	if t.start == 0 || ts < t.start {
+		t.start = ts
+	}
+	if ts <= t.now {
+		return
+	}
+	t.now = ts
+	for i := range t.lists {
+		l := &t.lists[i]
+		for l.head != nil && t.now-l.head.last > t.idle[i] {
+			t.finishFlow(l.head, false)
+		}
+	}
+}
+
+func (t *Tracker) touch(f *flow, list uint8) {
+	f.last = t.now
+	l := &t.lists[f.list]
+	if f.list == list && l.tail == f {
+		return
+	}
+	l.remove(f)
+	f.list = list
+	t.lists[list].pushBack(f)
+}
+
+func (t *Tracker) newFlow(k flowKey) *flow {
+	if len(t.flows) >= t.cfg.MaxFlows {
+		t.evictOldest()
+	}
+	f := t.free
+	if f != nil {
+		t.free = nil
+		*f = flow{}
+	} else {
+		f = &flow{}
+	}
+	f.key = k
+	f.last = t.now
+	f.list = listHandshake
+	t.lists[listHandshake].pushBack(f)
+	t.flows[k] = f
+	t.byTuple[untagged(k)] = f
+	return f
+}
+
+func untagged(k flowKey) flowKey {
+	k.vlan, k.nvlan = [2]uint16{}, 0
+	return k
+}
+
+// answerOnOtherVLAN looks for the attempt a packet answers when its VLAN tags
+// differ from the SYN's: the server side must not have been seen yet, and the
+// packet must acknowledge the client's ISN. It aliases the packet's key to
+// that flow.
+func (t *Tracker) answerOnOtherVLAN(k flowKey, dir uint8, d *Decoded) *flow {
+	f := t.byTuple[untagged(k)]
+	if f == nil || f.hasAlias || f.key == k || f.at == nil || dir == f.clientDir {
+		return nil
+	}
+	a := f.at
+	if !a.HasISN || a.PktsServer > 0 || a.SynAcks > 0 || d.Flags&FlagACK == 0 || d.Flags&FlagRST != 0 {
+		return nil
+	}
+	if d.Ack-(a.ISN+1) >= maxSeqWindow {
+		return nil
+	}
+	f.alias, f.hasAlias = k, true
+	t.flows[k] = f
+	return f
+}
+
+// evictOldest makes room. A closed connection goes first: its verdict is
+// final, so forgetting it early loses nothing and is not counted. Otherwise
+// the least recently active attempt is judged now and counted as evicted.
+func (t *Tracker) evictOldest() {
+	if h := t.lists[listClosed].head; h != nil {
+		t.finishFlow(h, false)
+		return
+	}
+	var victim *flow
+	for i := range t.lists {
+		if h := t.lists[i].head; h != nil && (victim == nil || h.last < victim.last) {
+			victim = h
+		}
+	}
+	if victim != nil {
+		t.sum.Evicted++
+		t.finishFlow(victim, true)
+	}
+}
+
+// finishFlow emits the flow's attempt and forgets the flow.
+func (t *Tracker) finishFlow(f *flow, evicted bool) {
+	t.lists[f.list].remove(f)
+	delete(t.flows, f.key)
+	if f.hasAlias {
+		delete(t.flows, f.alias)
+	}
+	if tk := untagged(f.key); t.byTuple[tk] == f {
+		delete(t.byTuple, tk)
+	}
+	if f.at != nil {
+		f.at.Evicted = evicted
+		t.finishAttempt(f, t.now)
+	}
+	t.free = f
+}
+
+// Flush finishes every attempt still tracked, judging them at the capture's
+// end time.
+func (t *Tracker) Flush(end int64) {
+	if end > t.now {
+		t.now = end
+	}
+	for i := range t.lists {
+		for t.lists[i].head != nil {
+			t.finishFlow(t.lists[i].head, false)
+		}
+	}
+}
+
+// newAttempt starts an attempt on f; clientDir is the key side of the client.
+func (t *Tracker) newAttempt(f *flow, clientDir uint8, ts int64, ref PacketRef) *Attempt {
+	if f.at != nil {
+		t.finishAttempt(f, t.now)
+	}
+	a := &Attempt{Start: ts, End: ts, First: ref, AnsweredSyn: noAnswerIdx}
+	k := &f.key
+	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
+	if clientDir == 1 {
+		ca, cp, sa, sp = sa, sp, ca, cp
+	}
+	a.Client = netip.AddrPortFrom(addrOf(k.v6, ca), cp)
+	a.Server = netip.AddrPortFrom(addrOf(k.v6, sa), sp)
+	a.NVLAN = k.nvlan
+	a.VLAN = k.vlan
+	a.Timeline = make([]Event, 0, 4)
+	f.at = a
+	f.clientDir = clientDir
+	f.srvSYN, f.cliSYNACK = false, false
+	f.synsAtAns = 0
+	f.lastHS = 0
+	f.hasStale = false
+	t.sum.Attempts++
+	a.ID = t.sum.Attempts
+	return a
+}
+
+// finishAttempt decides the attempt's outcome and hands it to emit.
+func (t *Tracker) finishAttempt(f *flow, now int64) {
+	a := f.at
+	f.at = nil
+	a.Outcome = t.judge(a, f, now)
+	a.finishClose()
+	t.sum.Outcomes[a.Outcome]++
+	if s := a.rstAfterHS; s != SideNone {
+		if s == SideClient {
+			t.sum.ResetsByClient++
+		} else {
+			t.sum.ResetsByServer++
+		}
+	}
+	if t.emit != nil {
+		t.emit(a)
+	}
+}
+
+func (t *Tracker) judge(a *Attempt, f *flow, now int64) Outcome {
+	wait := int64(t.cfg.SynTimeout)
+	switch {
+	case !a.HasISN:
+		return OutcomePartial
+	case a.HandshakeDone:
+		if f.synsAtAns > 1 {
+			return OutcomeAnsweredAfterRetransmit
+		}
+		return OutcomeEstablished
+	case a.Refused != RefusedNone:
+		return OutcomeRefused
+	case a.SynAcks > 0 || f.srvSYN:
+		if a.Close == CloseNone && a.rstBy[SideClient]+a.rstBy[SideServer] == 0 && !a.finBy[SideClient] && !a.finBy[SideServer] && now-f.lastHS < wait {
+			return OutcomeUndetermined
+		}
+		return OutcomeAbandoned
+	case a.rstBy[SideClient] > 0 || a.finBy[SideClient]:
+		return OutcomeUnanswered // the client gave up explicitly
+	case now-f.lastHS >= wait:
+		return OutcomeUnanswered
+	}
+	return OutcomeUndetermined
+}
+
+func (a *Attempt) phase() Phase {
+	switch {
+	case !a.HandshakeDone:
+		return PhaseHandshake
+	case a.FirstDataServer != 0:
+		return PhaseAfterResponse
+	case a.FirstDataClient != 0:
+		return PhaseAfterRequest
+	}
+	return PhaseBeforeData
+}
+
+func (a *Attempt) finishClose() {
+	// A close is what ended the connection: an abort (RST) outranks an
+	// orderly FIN that preceded it.
+	switch {
+	case a.firstRST != SideNone:
+		a.Close, a.ClosedBy = CloseRST, a.firstRST
+	case a.firstFIN != SideNone:
+		a.Close, a.ClosedBy = CloseFIN, a.firstFIN
+	}
+}
+
+func (a *Attempt) record(ev Event) {
+	if len(a.Timeline) < MaxTimeline {
+		a.Timeline = append(a.Timeline, ev)
+	} else {
+		a.Truncated++
+	}
+}
+
+// Packet is one frame handed to the analyzer.
+type Packet struct {
+	Data     []byte
+	Time     int64 // ns since the Unix epoch
+	OrigLen  int
+	LinkType uint16
+	Ref      PacketRef
+}
+
+// track handles one decoded TCP segment or ICMP error.
+func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
+	t.advance(ts)
+	if d.Kind == KindICMPUnreach {
+		t.icmp(d, ts, ref)
+		return
+	}
+	k, dir := makeKey(d)
+	f := t.flows[k]
+	flags := d.Flags
+	syn, ack, rst, fin := flags&FlagSYN != 0, flags&FlagACK != 0, flags&FlagRST != 0, flags&FlagFIN != 0
+
+	// Handshake packets are counted as frames in the capture (as tshark
+	// counts them); duplicates are then set aside before tracking.
+	if syn && !ack {
+		t.sum.SynPackets++
+		if d.Opts.HasTS {
+			t.sum.SynWithTS++
+		}
+	} else if syn {
+		t.sum.SynAckPackets++
+		if d.Opts.HasTS {
+			t.sum.SynAckWithTS++
+		}
+	}
+	if f == nil {
+		f = t.answerOnOtherVLAN(k, dir, d)
+	}
+	if f == nil {
+		f = t.newFlow(k)
+	}
+	if t.duplicate(f, dir, d, ts) {
+		t.sum.Duplicates++
+		return
+	}
+	a := f.at
+	if a == nil && !syn {
+		// No handshake seen: the sender is the client, unless it talks
+		// from a well-known port to an ephemeral one.
+		cdir := dir
+		if likelyServerPort(d.SPort) && !likelyServerPort(d.DPort) {
+			cdir = dir ^ 1
+		}
+		a = t.newAttempt(f, cdir, ts, ref)
+	}
+	fromClient := dir == f.clientDir
+	side := SideServer
+	if fromClient {
+		side = SideClient
+	}
+	ev := Event{Time: ts, Ref: ref, Dir: side, Flags: flags, Seq: d.Seq, Ack: d.Ack, Len: d.PayloadLen, Win: d.Win}
+	if syn {
+		ev.Opts = d.Opts
+	}
+
+	switch {
+	case syn && !ack:
+		a = t.onSYN(f, a, d, dir, fromClient, ts, ref, &ev)
+		side = ev.Dir
+		fromClient = side == SideClient
+	case syn && ack:
+		a = t.onSYNACK(f, a, d, dir, fromClient, ts, ref, &ev)
+		side = ev.Dir
+		fromClient = side == SideClient
+	}
+
+	if ts > a.End {
+		a.End = ts
+	}
+	if ts < a.Start {
+		a.Start = ts
+	}
+
+	if !syn && ack && !rst && !a.HandshakeDone {
+		t.maybeComplete(f, a, d, fromClient, ts, &ev)
+	}
+	if d.PayloadLen > 0 {
+		if fromClient {
+			a.BytesClient += uint64(d.PayloadLen)
+			if a.FirstDataClient == 0 {
+				a.FirstDataClient = ts
+				if ev.Note == NoteNone {
+					ev.Note = NoteFirstData
+				}
+			}
+		} else {
+			a.BytesServer += uint64(d.PayloadLen)
+			if a.FirstDataServer == 0 {
+				a.FirstDataServer = ts
+				if ev.Note == NoteNone {
+					ev.Note = NoteFirstData
+				}
+			}
+		}
+	}
+	if fromClient {
+		a.PktsClient++
+	} else {
+		a.PktsServer++
+	}
+	if fin && !syn { // a FIN on a SYN is a probe's oddity (nmap), not a close
+		if !a.finBy[side] && a.firstFIN == SideNone {
+			a.firstFIN = side
+			if a.firstRST == SideNone {
+				a.ClosePhase, a.CloseTime = a.phase(), ts
+			}
+		}
+		a.finBy[side] = true
+		if ev.Note == NoteNone || ev.Note == NoteFirstData {
+			ev.Note = NoteFIN
+		}
+	}
+	if rst && !syn && fromClient && !a.HandshakeDone && f.hasStale && d.Seq == f.staleAck {
+		// The client's RST answering a stale ACK (RFC 793 SYN-SENT): it
+		// clears the server's old state; the attempt itself goes on.
+		ev.Note = NoteStaleRST
+	} else if rst && !syn {
+		if a.firstRST == SideNone {
+			a.firstRST = side
+			a.ClosePhase, a.CloseTime = a.phase(), ts
+		}
+		a.rstBy[side]++
+		if a.HandshakeDone && a.rstAfterHS == SideNone {
+			a.rstAfterHS = side
+		}
+		if !fromClient && !a.HandshakeDone && a.HasISN && a.SynAcks == 0 && !f.srvSYN && a.Refused == RefusedNone {
+			a.Refused, a.RefuseTime = RefusedRST, ts
+		}
+		ev.Note = NoteRST
+	}
+	a.zeek.update(a, d, fromClient, f)
+	if ev.Note != NoteNone {
+		a.record(ev)
+	}
+
+	// Move the flow to the list whose idle timeout fits its state.
+	list := uint8(listHandshake)
+	switch {
+	case a.rstBy[SideClient]+a.rstBy[SideServer] > 0 || (a.finBy[SideClient] && a.finBy[SideServer]):
+		list = listClosed
+	case a.HandshakeDone || !a.HasISN:
+		list = listOpen
+	}
+	t.touch(f, list)
+}
+
+// onSYN handles a SYN without ACK; it may start a new attempt on the flow.
+func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *Event) *Attempt {
+	newClient := func() *Attempt {
+		a := t.newAttempt(f, dir, ts, ref)
+		t.firstSYN(f, a, d, ts)
+		ev.Dir, ev.Note = SideClient, NoteSYN
+		return a
+	}
+	switch {
+	case a == nil:
+		return newClient()
+	case fromClient && a.HasISN && d.Seq == a.ISN:
+		// Same ISN: a retransmission, unless the connection had already
+		// been established or closed, and this SYN opens a new one.
+		if a.HandshakeDone || a.finBy[SideClient] || a.finBy[SideServer] || a.rstBy[SideClient] > 0 {
+			return newClient()
+		}
+		t.sum.SynRetransmits++
+		if a.Syns < MaxSynTimes {
+			a.SynTimes[a.Syns] = ts
+			a.synTSval[a.Syns] = d.Opts.TSval
+		}
+		a.Syns++
+		f.lastHS = ts
+		ev.Note = NoteSYNRetransmit
+		return a
+	case fromClient && !a.HasISN && a.SynAcks > 0 && a.HasServerISN && f.synackAck == d.Seq+1 && !a.HandshakeDone:
+		// The SYN-ACK was captured before its SYN (two interfaces, or a
+		// reordering tap): adopt the SYN into the attempt.
+		a.Reordered = true
+		t.firstSYN(f, a, d, ts)
+		f.synsAtAns = 1
+		ev.Note = NoteSYN
+		return a
+	case fromClient:
+		return newClient()
+	case a.HasISN && !a.HandshakeDone && a.SynAcks == 0 && a.Refused == RefusedNone && a.firstRST == SideNone && a.firstFIN == SideNone:
+		// Both ends sent a SYN: simultaneous open.
+		if f.srvSYN && d.Seq == f.srvSYNSeq {
+			t.sum.SynRetransmits++
+			ev.Note = NoteSYNRetransmit
+		} else {
+			f.srvSYN, f.srvSYNSeq = true, d.Seq
+			a.SimOpen = true
+			a.HasServerISN, a.ServerISN = true, d.Seq
+			ev.Note = NoteSimOpenSYN
+			if f.synsAtAns == 0 {
+				f.synsAtAns = a.Syns
+			}
+		}
+		f.lastHS = ts
+		return a
+	}
+	// A SYN from the other side of a finished or answered connection: a new
+	// attempt the other way round.
+	return newClient()
+}
+
+func (t *Tracker) firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
+	a.HasISN, a.ISN = true, d.Seq
+	a.Syns = 1
+	a.SynTimes[0] = ts
+	a.synTSval[0] = d.Opts.TSval
+	a.SynOpts = d.Opts
+	a.SynTS = triOf(&d.Opts)
+	if ts < a.Start || a.Start == 0 {
+		a.Start = ts
+	}
+	f.lastHS = ts
+}
+
+func triOf(o *Options) Tri {
+	switch {
+	case o.HasTS:
+		return TriYes
+	case o.Unknown:
+		return TriUnknown
+	}
+	return TriNo
+}
+
+// onSYNACK handles a SYN-ACK.
+func (t *Tracker) onSYNACK(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *Event) *Attempt {
+	if a == nil {
+		// The first packet of the flow: its receiver is the client.
+		a = t.newAttempt(f, dir^1, ts, ref)
+		t.firstSYNACK(f, a, d, ts)
+		ev.Dir, ev.Note = SideServer, NoteSYNACK
+		f.lastHS = ts
+		return a
+	}
+	if fromClient {
+		if a.SimOpen {
+			// The client's half of a simultaneous open.
+			if f.cliSYNACK && d.Seq == f.cliSAckSeq {
+				t.sum.SynAckRetransmits++
+				ev.Note = NoteSYNACKRetransmit
+			} else {
+				f.cliSYNACK, f.cliSAckSeq = true, d.Seq
+				ev.Note = NoteSYNACK
+			}
+			return a
+		}
+		// A SYN-ACK from the side we took for the client: the roles were
+		// wrong (a SYN we never saw). Start over with the right roles.
+		a = t.newAttempt(f, dir^1, ts, ref)
+		fromClient = false
+		ev.Dir = SideServer
+	}
+	switch {
+	case a.SynAcks > 0 && f.seenServerISN(d.Seq):
+		t.sum.SynAckRetransmits++
+		a.SynAcks++
+		ev.Note = NoteSYNACKRetransmit
+	case a.SynAcks > 0 && (a.HandshakeDone || a.Close != CloseNone || a.firstRST != SideNone || a.firstFIN != SideNone):
+		// A new server ISN after the connection was done: a new attempt
+		// whose SYN was not captured.
+		a = t.newAttempt(f, f.clientDir, ts, ref)
+		t.firstSYNACK(f, a, d, ts)
+		ev.Note = NoteSYNACK
+	case a.SynAcks > 0:
+		// A SYN-ACK with another ISN (the server lost its half-open state
+		// and answered a retransmitted SYN afresh): not a retransmission,
+		// and the client may complete the handshake with either.
+		a.SynAcks++
+		f.addServerISN(d.Seq)
+		ev.Note = NoteSYNACK
+	default:
+		t.firstSYNACK(f, a, d, ts)
+		ev.Note = NoteSYNACK
+	}
+	f.lastHS = ts
+	return a
+}
+
+func (t *Tracker) firstSYNACK(f *flow, a *Attempt, d *Decoded, ts int64) {
+	if !a.SimOpen {
+		a.HasServerISN, a.ServerISN = true, d.Seq
+	}
+	f.nSrvISN = 0
+	f.addServerISN(d.Seq)
+	a.SynAcks = 1
+	a.FirstSynAck = ts
+	a.SynAckOpts = d.Opts
+	a.SynAckTS = triOf(&d.Opts)
+	f.synackAck = d.Ack
+	if f.synsAtAns == 0 {
+		f.synsAtAns = a.Syns
+	}
+	if d.Opts.HasTS && a.SynTS == TriYes {
+		n := a.Syns
+		if n > MaxSynTimes {
+			n = MaxSynTimes
+		}
+		for i := n - 1; i >= 0; i-- {
+			if a.synTSval[i] == d.Opts.TSecr {
+				a.AnsweredSyn = int8(i)
+				break
+			}
+		}
+	}
+}
+
+const maxServerISNs = 4
+
+func (f *flow) addServerISN(isn uint32) {
+	if f.nSrvISN < maxServerISNs {
+		f.srvISNs[f.nSrvISN] = isn
+		f.nSrvISN++
+	}
+}
+
+func (f *flow) seenServerISN(seq uint32) bool {
+	for _, x := range f.srvISNs[:f.nSrvISN] {
+		if x == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// acksServerISN reports whether ack completes the handshake for one of the
+// server ISNs seen, and makes that one the attempt's.
+func (f *flow) acksServerISN(ack uint32, a *Attempt) bool {
+	for _, x := range f.srvISNs[:f.nSrvISN] {
+		if seqInWindow(ack, x+1) {
+			a.HasServerISN, a.ServerISN = true, x
+			return true
+		}
+	}
+	return false
+}
+
+// maybeComplete checks whether an ACK completes the handshake.
+func (t *Tracker) maybeComplete(f *flow, a *Attempt, d *Decoded, fromClient bool, ts int64, ev *Event) {
+	if !a.HasISN {
+		return
+	}
+	if fromClient {
+		switch {
+		case a.HasServerISN && a.SimOpen && seqInWindow(d.Ack, a.ServerISN+1):
+			a.HandshakeDone, a.AckTime = true, ts
+			ev.Note = NoteHandshakeACK
+		case a.SynAcks > 0 && f.acksServerISN(d.Ack, a):
+			a.HandshakeDone, a.AckTime = true, ts
+			ev.Note = NoteHandshakeACK
+		case a.SynAcks == 0 && !f.srvSYN && a.Refused == RefusedNone && a.PktsServer == 0 && d.Ack != 0:
+			// The client acknowledges a SYN-ACK the capture does not
+			// have: the other direction was not captured.
+			a.HandshakeDone, a.AckTime, a.OneSided = true, ts, true
+			ev.Note = NoteHandshakeACK
+		default:
+			return
+		}
+	} else {
+		// The server acknowledging the client's SYN without a captured
+		// SYN-ACK means the SYN-ACK (or the client's half) is missing.
+		if a.SynAcks != 0 || a.Refused != RefusedNone {
+			return
+		}
+		if !seqInWindow(d.Ack, a.ISN+1) {
+			// An ACK for some other sequence space: the server still holds
+			// an old connection on this 4-tuple and answers the SYN with a
+			// challenge ACK (RFC 5961 4.2); the client's stack will reset it.
+			a.StaleACKs++
+			f.staleAck, f.hasStale = d.Ack, true
+			ev.Note = NoteStaleACK
+			return
+		}
+		a.HandshakeDone, a.AckTime, a.OneSided = true, ts, true
+	}
+	if f.synsAtAns == 0 {
+		f.synsAtAns = a.Syns
+	}
+}
+
+// icmp handles an ICMP destination unreachable quoting a TCP segment. The
+// quoted segment's source is the host that sent it (our client for a SYN).
+func (t *Tracker) icmp(d *Decoded, ts int64, ref PacketRef) {
+	t.sum.ICMPUnreach++
+	k, dir := makeKey(d)
+	f := t.flows[k]
+	if f == nil || f.at == nil {
+		return
+	}
+	a := f.at
+	if dir != f.clientDir || !a.HasISN || d.Seq != a.ISN || a.HandshakeDone || a.SynAcks > 0 {
+		return
+	}
+	if a.Refused == RefusedNone {
+		a.Refused, a.RefuseTime = RefusedICMP, ts
+		a.ICMPType, a.ICMPCode = d.ICMPType, d.ICMPCode
+		a.ICMPFrom = addrOf(d.IPv6, &d.ICMPFrom)
+	}
+	if ts > a.End {
+		a.End = ts
+	}
+	a.record(Event{Time: ts, Ref: ref, Dir: SideServer, Seq: d.Seq, Note: NoteICMP, ICMP: [2]uint8{d.ICMPType, d.ICMPCode}})
+	t.touch(f, f.list)
+}
+
+// synDupWindow: no TCP stack retransmits a SYN or SYN-ACK this soon (the
+// initial RTO is 1 s or more, RFC 6298), so an identical copy within it is a
+// capture duplicate even when a mirror delays it by milliseconds.
+const synDupWindow = 200 * time.Millisecond
+
+// weakDupWindow bounds duplicates that carry no IP ID and no TSval.
+const weakDupWindow = time.Millisecond
+
+// duplicate reports whether the packet is an identical copy of the previous
+// one of its kind in the same direction, seen within the duplicate window:
+// the same frame captured twice (-i any, a mirror port), not a retransmission
+// (which comes an RTO later, usually with a new IP ID or TSval).
+func (t *Tracker) duplicate(f *flow, dir uint8, d *Decoded, ts int64) bool {
+	s := pktSig{t: ts, seq: d.Seq, ack: d.Ack, ipid: d.IPID, tsval: d.Opts.TSval, plen: d.PayloadLen, win: d.Win, flags: d.Flags, valid: true}
+	slot, window := 1, int64(t.cfg.DupWindow)
+	if d.Flags&FlagSYN != 0 {
+		slot, window = 0, int64(synDupWindow)
+	}
+	if d.IPID == 0 && !d.Opts.HasTS && window > int64(weakDupWindow) {
+		// Nothing tells copies from retransmits (Linux sends SYN-ACKs with
+		// IP ID 0, IPv6 has none): only near-simultaneous copies are
+		// duplicates. A SYN-ACK resent for a retransmitted SYN can follow
+		// the timer's own retransmit by a few milliseconds.
+		window = int64(weakDupWindow)
+	}
+	p := &f.sig[dir][slot]
+	dup := p.valid && p.seq == s.seq && p.ack == s.ack && p.ipid == s.ipid && p.tsval == s.tsval &&
+		p.plen == s.plen && p.win == s.win && p.flags == s.flags
+	if dup {
+		dt := ts - p.t
+		if dt < 0 {
+			dt = -dt
+		}
+		dup = dt <= window
+	}
+	if !dup {
+		*p = s
+	}
+	return dup
+}
+
+// likelyServerPort guesses, for connections whose start was not captured,
+// which end is the server: a well-known port talking to an ephemeral one.
+func likelyServerPort(p uint16) bool { return p != 0 && p < 1024 }

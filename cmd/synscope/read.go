@@ -1,0 +1,358 @@
+package main
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/synscope/synscope/analyze"
+	"github.com/synscope/synscope/capture"
+	"github.com/synscope/synscope/report"
+)
+
+var errHelp = errors.New("help requested")
+
+type readConfig struct {
+	files     []string
+	filter    string
+	format    string
+	all       bool
+	timelines bool
+	maxListed int
+	output    string
+	tracker   analyze.Config
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+const readUsage = `Usage: synscope read [flags] FILE... [FILTER]
+
+Analyse pcap or pcapng files (gzip-compressed too; - reads stdin). Several
+files are one capture, merged by timestamp. A tcpdump-style FILTER after the
+files limits what is analysed (it applies to the innermost IP/TCP headers, so
+'port 443' also matches VLAN-tagged and tunnelled packets).
+
+Outcomes, one per connection attempt (client address, port and ISN):
+  established                handshake completed on the first SYN
+  answered_after_retransmit  completed only after SYN retransmits
+  unanswered                 no SYN-ACK, RST or ICMP error, and the client gave up
+  refused                    RST or ICMP unreachable in answer to the SYN
+  abandoned                  SYN-ACK seen, the handshake never completed
+  undetermined               the capture ended less than --syn-timeout after the last SYN
+  partial                    the capture started mid-connection (never an anomaly)
+
+Exit status: 0 all input read, 1 input damaged (the report of what was read
+is still printed), 2 usage error.
+
+Flags:
+`
+
+func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
+	cfg := &readConfig{tracker: analyze.DefaultConfig()}
+	fs := pflag.NewFlagSet("read", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.StringVarP(&cfg.format, "format", "f", "text", "output format: text or json")
+	fs.StringVarP(&cfg.output, "output", "o", "-", "write the report to this file")
+	fs.BoolVar(&cfg.all, "attempts", false, "list every attempt, not only the anomalous ones")
+	fs.BoolVar(&cfg.timelines, "timelines", false, "include each listed attempt's packet timeline in JSON (anomalous attempts always have one)")
+	fs.IntVar(&cfg.maxListed, "max-listed", 1000, "list at most this many attempts (the earliest); the rest are counted")
+	fs.DurationVar(&cfg.tracker.SynTimeout, "syn-timeout", cfg.tracker.SynTimeout, "a SYN unanswered this long (while the capture runs on) is unanswered, not undetermined")
+	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
+	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
+	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once; the least recently active are evicted and counted")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, readUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, &usageError{err.Error()}
+	}
+	switch cfg.format {
+	case "text", "json":
+	default:
+		return nil, &usageError{fmt.Sprintf("unknown --format %q (want text or json)", cfg.format)}
+	}
+	if cfg.maxListed < 0 {
+		return nil, &usageError{"--max-listed must not be negative"}
+	}
+	files, filter, err := splitFilesAndFilter(fs.Args())
+	if err != nil {
+		return nil, err
+	}
+	cfg.files, cfg.filter = files, filter
+	return cfg, nil
+}
+
+// splitFilesAndFilter takes the leading arguments that name inputs; the rest
+// is the filter expression, as with tcpdump.
+func splitFilesAndFilter(args []string) ([]string, string, error) {
+	var files []string
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "-" {
+			files = append(files, a)
+			continue
+		}
+		if _, err := os.Stat(a); err == nil {
+			files = append(files, a)
+			continue
+		}
+		if looksLikePath(a) {
+			return nil, "", &usageError{fmt.Sprintf("%s: no such file", a)}
+		}
+		break
+	}
+	if len(files) == 0 {
+		return nil, "", &usageError{"no capture file given"}
+	}
+	return files, strings.TrimSpace(strings.Join(args[i:], " ")), nil
+}
+
+func looksLikePath(a string) bool {
+	if strings.ContainsRune(a, '/') {
+		return true
+	}
+	for _, ext := range []string{".pcap", ".pcapng", ".cap", ".gz", ".dmp"} {
+		if strings.HasSuffix(a, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// collector keeps the attempts the report lists: the earliest maxListed by
+// start time, counting the rest.
+type collector struct {
+	all      bool
+	max      int
+	kept     attemptHeap
+	omitted  uint64
+}
+
+func (c *collector) add(a *analyze.Attempt) {
+	if !c.all && !a.Outcome.Anomalous() {
+		return
+	}
+	if c.max == 0 {
+		c.omitted++
+		return
+	}
+	if len(c.kept) < c.max {
+		heap.Push(&c.kept, a)
+		return
+	}
+	c.omitted++
+	if later(c.kept[0], a) { // a starts before the latest kept one: swap
+		c.kept[0] = a
+		heap.Fix(&c.kept, 0)
+	}
+}
+
+// later orders attempts by start, then first packet.
+func later(a, b *analyze.Attempt) bool {
+	if a.Start != b.Start {
+		return a.Start > b.Start
+	}
+	if a.First.Source != b.First.Source {
+		return a.First.Source > b.First.Source
+	}
+	return a.First.Num > b.First.Num
+}
+
+// attemptHeap is a max-heap on start time, so the latest kept is at the top.
+type attemptHeap []*analyze.Attempt
+
+func (h attemptHeap) Len() int           { return len(h) }
+func (h attemptHeap) Less(i, j int) bool { return later(h[i], h[j]) }
+func (h attemptHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *attemptHeap) Push(x any)        { *h = append(*h, x.(*analyze.Attempt)) }
+func (h *attemptHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func runRead(ctx context.Context, cfg *readConfig) error {
+	filter, err := analyze.CompileFilter(cfg.filter)
+	if err != nil {
+		return &usageError{err.Error()}
+	}
+	var srcs []capture.Source
+	var failed []*capture.SourceInfo // sources that could not even be opened
+	var order []int                  // position of each opened source among the inputs
+	for i, path := range cfg.files {
+		var s capture.Source
+		var err error
+		if path == "-" {
+			s, err = capture.NewReader(cfg.stdin, "-")
+		} else {
+			s, err = capture.Open(path)
+		}
+		if err != nil {
+			if !capture.IsFormatError(err) && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+				err = fmt.Errorf("reading %s: %w", path, err)
+			}
+			failed = append(failed, &capture.SourceInfo{Path: path, Err: err})
+			order = append(order, -1)
+			fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
+			continue
+		}
+		order = append(order, len(srcs))
+		srcs = append(srcs, s)
+		_ = i
+	}
+
+	col := &collector{all: cfg.all, max: cfg.maxListed}
+	an := analyze.NewAnalyzer(cfg.tracker, filter, col.add)
+	interrupted := false
+	var merged *capture.Merger
+	if len(srcs) > 0 {
+		merged = capture.Merge(srcs).(*capture.Merger)
+		interrupted = pump(ctx, merged, an)
+		merged.Close()
+	}
+	an.Finish()
+
+	// Sources in the order given, opened or not.
+	var infos []*capture.SourceInfo
+	fi := 0
+	for _, o := range order {
+		if o < 0 {
+			infos = append(infos, failed[fi])
+			fi++
+		} else {
+			infos = append(infos, merged.Infos()[o])
+		}
+	}
+	damaged := false
+	for _, in := range infos {
+		if in.Err != nil {
+			damaged = true
+			if !containsInfo(failed, in) {
+				fmt.Fprintf(cfg.stderr, "synscope: %v (the report covers the %d packets before it)\n", in.Err, in.Packets)
+			}
+		}
+	}
+	if interrupted {
+		fmt.Fprintln(cfg.stderr, "synscope: interrupted; the report covers what was read")
+	}
+
+	rep := buildReport(cfg, an, col, infos)
+	if err := writeReport(cfg, rep); err != nil {
+		return err
+	}
+	if damaged {
+		return errDamaged
+	}
+	return nil
+}
+
+func containsInfo(list []*capture.SourceInfo, in *capture.SourceInfo) bool {
+	for _, x := range list {
+		if x == in {
+			return true
+		}
+	}
+	return false
+}
+
+// pump feeds every packet to the analyzer until the sources end or ctx is
+// cancelled (Ctrl-C: what was read so far is still reported).
+func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interrupted bool) {
+	var p capture.Packet
+	var ap analyze.Packet
+	for n := 0; ; n++ {
+		if n&4095 == 0 && ctx.Err() != nil {
+			return true
+		}
+		if err := src.Next(&p); err != nil {
+			return false // io.EOF, or every source has ended (errors stay in their infos)
+		}
+		ap = analyze.Packet{Data: p.Data, Time: p.Time, OrigLen: p.OrigLen, LinkType: p.LinkType,
+			Ref: analyze.PacketRef{Source: int32(p.Source), Num: p.Num}}
+		an.Packet(&ap)
+	}
+}
+
+func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []*capture.SourceInfo) *report.Report {
+	rep := &report.Report{
+		Schema:    report.Schema,
+		Generator: "synscope " + version,
+		Filter:    cfg.filter,
+		Summary:   report.NewSummary(an.Summary()),
+		Settings: report.Settings{
+			SynTimeoutS:      cfg.tracker.SynTimeout.Seconds(),
+			HandshakeIdleS:   cfg.tracker.HandshakeIdle.Seconds(),
+			EstablishedIdleS: cfg.tracker.EstablishedIdle.Seconds(),
+			MaxFlows:         cfg.tracker.MaxFlows,
+			MaxListed:        cfg.maxListed,
+		},
+		Listing:         "anomalous",
+		AttemptsOmitted: col.omitted,
+	}
+	if cfg.all {
+		rep.Listing = "all"
+	}
+	for _, in := range infos {
+		s := report.Source{Path: in.Path, Format: in.Format, Compressed: in.Compressed, Packets: in.Packets, Bytes: in.Bytes,
+			First: report.TimeString(in.First), Last: report.TimeString(in.Last), LinkTypes: []string{}}
+		for _, lt := range in.LinkTypes {
+			s.LinkTypes = append(s.LinkTypes, analyze.LinkTypeName(lt))
+		}
+		if in.Err != nil {
+			s.Error = in.Err.Error()
+		}
+		rep.Sources = append(rep.Sources, s)
+	}
+	kept := []*analyze.Attempt(col.kept)
+	analyze.SortAttempts(kept)
+	rep.Attempts = make([]report.Attempt, 0, len(kept))
+	for _, a := range kept {
+		rep.Attempts = append(rep.Attempts, report.NewAttempt(a, cfg.timelines || a.Outcome.Anomalous()))
+	}
+	return rep
+}
+
+func writeReport(cfg *readConfig, rep *report.Report) error {
+	w := cfg.stdout
+	var f *os.File
+	if cfg.output != "-" && cfg.output != "" {
+		var err error
+		if f, err = os.Create(cfg.output); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+		w = f
+	}
+	var err error
+	switch cfg.format {
+	case "json":
+		err = report.WriteJSON(w, rep)
+	default:
+		err = report.WriteText(w, rep)
+	}
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
+}
+
+var _ = time.Second
