@@ -121,13 +121,13 @@ type flow struct {
 	last       int64 // capture time of the last packet (monotonic)
 	at         *Attempt
 	sig        [2][2]pktSig // last SYN-flagged and last other packet per key side, for duplicate detection
-	srvSYN     bool      // the server side sent a SYN (simultaneous open)
+	srvSYN     bool         // the server side sent a SYN (simultaneous open)
 	srvSYNSeq  uint32
 	cliSYNACK  bool // the client side sent a SYN-ACK (simultaneous open)
 	cliSAckSeq uint32
-	synsAtAns  int    // client SYNs seen when the first answer came
-	lastHS     int64  // last SYN or SYN-ACK
-	synackAck  uint32 // the first SYN-ACK's acknowledgment number
+	synsAtAns  int                   // client SYNs seen when the first answer came
+	lastHS     int64                 // last SYN or SYN-ACK
+	synackAck  uint32                // the first SYN-ACK's acknowledgment number
 	srvISNs    [maxServerISNs]uint32 // server ISNs seen in SYN-ACKs
 	nSrvISN    int
 	alias      flowKey // the server side's key when its VLAN tags differ
@@ -173,12 +173,12 @@ type Tracker struct {
 	// tagged): an answer on another VLAN joins the attempt it answers.
 	byTuple map[flowKey]*flow
 	lists   [numLists]lru
-	idle  [numLists]int64
-	now   int64 // the latest capture time seen
-	start int64
-	sum   *Summary
-	emit  func(*Attempt)
-	free  *flow // recycled flow structs
+	idle    [numLists]int64
+	now     int64 // the latest capture time seen
+	start   int64
+	sum     *Summary
+	emit    func(*Attempt)
+	free    *flow // recycled flow structs
 }
 
 // NewTracker returns a tracker that calls emit with every finished attempt;

@@ -4,5 +4,5 @@ package analyze
 
 type Filter struct{}
 
-func CompileFilter(string) (*Filter, error)      { return nil, nil }
+func CompileFilter(string) (*Filter, error)   { return nil, nil }
 func (f *Filter) Match(*Decoded, []byte) bool { return true }

@@ -199,17 +199,17 @@ type PacketRef struct {
 
 // Event is one packet of an attempt's timeline.
 type Event struct {
-	Time    string    `json:"time"`
-	OffsetMs float64  `json:"offset_ms"`
-	Dir     string    `json:"dir"`
-	Flags   string    `json:"flags"`
-	Seq     uint32    `json:"seq"`
-	Ack     uint32    `json:"ack"`
-	Len     uint32    `json:"len"`
-	Win     uint16    `json:"win"`
-	Note    string    `json:"note,omitempty"`
-	Options *Options  `json:"options,omitempty"`
-	Packet  PacketRef `json:"packet"`
+	Time     string    `json:"time"`
+	OffsetMs float64   `json:"offset_ms"`
+	Dir      string    `json:"dir"`
+	Flags    string    `json:"flags"`
+	Seq      uint32    `json:"seq"`
+	Ack      uint32    `json:"ack"`
+	Len      uint32    `json:"len"`
+	Win      uint16    `json:"win"`
+	Note     string    `json:"note,omitempty"`
+	Options  *Options  `json:"options,omitempty"`
+	Packet   PacketRef `json:"packet"`
 }
 
 // TimeString formats a capture time (ns since the epoch) as RFC 3339 UTC.

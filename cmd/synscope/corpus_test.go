@@ -10,7 +10,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
-		"fmt"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"

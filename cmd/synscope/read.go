@@ -136,10 +136,10 @@ func looksLikePath(a string) bool {
 // collector keeps the attempts the report lists: the earliest maxListed by
 // start time, counting the rest.
 type collector struct {
-	all      bool
-	max      int
-	kept     attemptHeap
-	omitted  uint64
+	all     bool
+	max     int
+	kept    attemptHeap
+	omitted uint64
 }
 
 func (c *collector) add(a *analyze.Attempt) {
