@@ -398,7 +398,10 @@ func (t *Tracker) judge(a *Attempt, f *flow, now int64) Outcome {
 	case a.Refused != RefusedNone:
 		return OutcomeRefused
 	case a.SynAcks > 0 || f.srvSYN:
-		if a.Close == CloseNone && a.rstBy[SideClient]+a.rstBy[SideServer] == 0 && !a.finBy[SideClient] && !a.finBy[SideServer] && now-f.lastHS < wait {
+		// A single SYN-ACK just before the end of the capture may still be
+		// acknowledged; one the server had to retransmit already waited
+		// a full RTO in vain.
+		if a.SynAcks <= 1 && a.firstRST == SideNone && a.firstFIN == SideNone && now-f.lastHS < wait {
 			return OutcomeUndetermined
 		}
 		return OutcomeAbandoned

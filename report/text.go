@@ -146,7 +146,7 @@ func Detail(a *Attempt) string {
 	if a.TTFBMs != nil {
 		parts = append(parts, "ttfb "+msText(*a.TTFBMs))
 	}
-	if a.Close != "none" && a.ClosePhase != "none" {
+	if a.Close != "none" && a.ClosePhase != "none" && a.Outcome != "refused" {
 		parts = append(parts, a.Close+" "+strings.ReplaceAll(a.ClosePhase, "_", " "))
 	}
 	parts = append(parts, a.Flags...)

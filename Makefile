@@ -1,0 +1,48 @@
+# synscope: `make run` builds and analyses a bundled capture; `make test`
+# installs what the tests need (only what is missing) and runs every test.
+
+GO      ?= go
+BIN     := bin/synscope
+SHOWCASE := testdata/pcaps/showcase.pcapng
+# Debian packages the tests use: tcpdump and tshark are the references the
+# filter and capture tests compare against.
+TEST_PKGS := tcpdump tshark
+
+.PHONY: all build run test deps vet bench fuzz testdata clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/synscope
+
+run: build
+	./$(BIN) read $(SHOWCASE)
+
+# deps installs the missing test packages with apt-get (as root, or via sudo).
+deps:
+	@missing=""; for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq $$missing >/dev/null; } || \
+		{ echo "could not install:$$missing (tests that need them will skip)"; }; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps vet
+	$(GO) test -count=1 ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./capture ./analyze
+
+# testdata regenerates the crafted captures (byte-identical on every run).
+testdata:
+	$(GO) run ./internal/testgen/gen -out testdata/pcaps
+
+clean:
+	rm -rf bin

@@ -1,0 +1,91 @@
+package analyze
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+func run(cfg Config, pkts []Packet) (*Summary, []*Attempt) {
+	var out []*Attempt
+	an := NewAnalyzer(cfg, nil, func(a *Attempt) { out = append(out, a) })
+	for i := range pkts {
+		an.Packet(&pkts[i])
+	}
+	an.Finish()
+	SortAttempts(out)
+	return an.Summary(), out
+}
+
+func sumOutcomes(s *Summary) uint64 {
+	var n uint64
+	for _, v := range s.Outcomes {
+		n += v
+	}
+	return n
+}
+
+// synFlood returns n SYNs from distinct clients, 1 ms apart, then one
+// packet 10 s later so every SYN has waited out the SYN timeout.
+func synFlood(t testing.TB, n int) []Packet {
+	var pkts []Packet
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	add := func(ts int64, sport uint16) {
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: true, Seq: uint32(sport) * 1000}
+		f := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), tcp)
+		pkts = append(pkts, Packet{Data: f, Time: ts, OrigLen: len(f), LinkType: LinkEthernet, Ref: PacketRef{Num: uint64(len(pkts) + 1)}})
+	}
+	for i := 0; i < n; i++ {
+		add(base+int64(i)*int64(time.Millisecond), uint16(10000+i))
+	}
+	add(base+int64(10*time.Second), 9999)
+	return pkts
+}
+
+func TestEvictionIsCountedAndOutcomesStillSum(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxFlows = 4
+	s, atts := run(cfg, synFlood(t, 10))
+	if s.Attempts != 11 || uint64(len(atts)) != s.Attempts {
+		t.Fatalf("attempts %d, emitted %d, want 11", s.Attempts, len(atts))
+	}
+	if s.Evicted != 7 { // 11 flows through a table of 4
+		t.Errorf("evicted %d, want 7", s.Evicted)
+	}
+	if got := sumOutcomes(s); got != s.Attempts {
+		t.Errorf("outcomes sum to %d, attempts %d", got, s.Attempts)
+	}
+	// Evicted attempts are judged at the moment of eviction: six were pushed
+	// out by SYNs a few ms younger (too soon to say), the seventh by the
+	// packet 10 s later (long enough to call it unanswered).
+	got := map[Outcome]int{}
+	for _, a := range atts {
+		if a.Evicted {
+			got[a.Outcome]++
+		}
+	}
+	if want := map[Outcome]int{OutcomeUndetermined: 6, OutcomeUnanswered: 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("outcomes of evicted attempts %v, want %v", got, want)
+	}
+}
+
+func TestUnansweredAfterTimeout(t *testing.T) {
+	s, atts := run(DefaultConfig(), synFlood(t, 3))
+	if s.Outcomes[OutcomeUnanswered] != 3 || s.Outcomes[OutcomeUndetermined] != 1 {
+		t.Errorf("outcomes %v: want 3 unanswered (10 s of capture after them) and 1 undetermined (the last SYN)", s.Outcomes)
+	}
+	if len(atts) != 4 || atts[0].ID != 1 || atts[3].ID != 4 {
+		t.Errorf("attempt ids not in order of first packet")
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	pkts := benchStream(t, 300)
+	_, a1 := run(DefaultConfig(), pkts)
+	_, a2 := run(DefaultConfig(), pkts)
+	if !reflect.DeepEqual(a1, a2) {
+		t.Fatal("two runs over the same packets disagree")
+	}
+}
