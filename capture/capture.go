@@ -44,7 +44,7 @@ type SourceInfo struct {
 	Compressed bool     // gzip
 	LinkTypes  []uint16 // distinct link types seen in headers, in order of appearance
 	Snaplen    uint32   // pcap header snaplen, or the first interface's for pcapng
-	Nanosecond bool     // pcap: nanosecond magic
+	Nanosecond bool     // pcap: nanosecond magic; pcapng: the first interface resolves below 1 µs
 	Packets    uint64   // records read successfully
 	First      int64    // capture time of the earliest packet (ns), 0 if none
 	Last       int64    // capture time of the latest packet (ns), 0 if none

@@ -202,10 +202,7 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 		} else {
 			s, err = capture.Open(path)
 		}
-		if err != nil {
-			if !capture.IsFormatError(err) && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
-				err = fmt.Errorf("reading %s: %w", path, err)
-			}
+		if err != nil { // the error names the file already
 			failed = append(failed, &capture.SourceInfo{Path: path, Err: err})
 			order = append(order, -1)
 			fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
