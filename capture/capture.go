@@ -50,6 +50,11 @@ type SourceInfo struct {
 	Last       int64    // capture time of the latest packet (ns), 0 if none
 	Bytes      int64    // bytes consumed from the (decompressed) source
 	Err        error    // the error that ended the source early, if any
+	// Anomalies counts records that break the format but could still be
+	// read (a record longer than the declared snap length, which tcpdump
+	// and Wireshark read anyway); FirstAnomaly says where the first was.
+	Anomalies    uint64
+	FirstAnomaly *FormatError
 }
 
 // FormatError is damage in a capture file: where it is and what is wrong.

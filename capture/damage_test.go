@@ -195,3 +195,26 @@ func FuzzNewReader(f *testing.F) {
 		}
 	})
 }
+
+// A record longer than the declared snap length breaks the format but is
+// read anyway (as tcpdump and Wireshark do), and the anomaly is reported.
+func TestRecordLongerThanSnaplen(t *testing.T) {
+	f := newPcapFile(le, false, 64, 1).add(1, 0, make([]byte, 60), 60).add(2, 0, make([]byte, 100), 100).add(3, 0, make([]byte, 10), 10)
+	src, err := NewReader(bytes.NewReader(f.buf), "long.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Packet
+	n := 0
+	for src.Next(&p) == nil {
+		n++
+	}
+	in := src.Info()
+	if n != 3 || in.Err != nil {
+		t.Fatalf("read %d packets, err %v; want all 3 and no error", n, in.Err)
+	}
+	want := "reading long.pcap: packet 2 at byte 100: record of 100 bytes is longer than the file's snap length 64 (read anyway)"
+	if in.Anomalies != 1 || in.FirstAnomaly == nil || in.FirstAnomaly.Error() != want {
+		t.Errorf("anomalies %d, first %v; want 1, %q", in.Anomalies, in.FirstAnomaly, want)
+	}
+}

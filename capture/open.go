@@ -119,6 +119,14 @@ func (f *file) stop(err error) error {
 
 // damage ends the source with a *FormatError for the record or block that
 // starts at off and would have been packet num.
+// anomaly notes damage that does not stop reading.
+func (f *file) anomaly(num uint64, off int64, format string, args ...any) {
+	f.info.Anomalies++
+	if f.info.FirstAnomaly == nil {
+		f.info.FirstAnomaly = &FormatError{Path: f.info.Path, Packet: num, Offset: off, Msg: fmt.Sprintf(format, args...)}
+	}
+}
+
 func (f *file) damage(num uint64, off int64, format string, args ...any) error {
 	return f.stop(&FormatError{Path: f.info.Path, Packet: num, Offset: off, Msg: fmt.Sprintf(format, args...)})
 }

@@ -69,12 +69,15 @@ func (r *pcapReader) Next(p *Packet) error {
 		}
 		return r.short(num, off, err, "truncated record header: only %d of %d bytes left", len(h), pcapRecHdr)
 	}
-	// The snaplen in the file header is not a limit: writers such as dpkt
-	// declare a small one and store longer records, which tcpdump and
-	// Wireshark read up to their own maximum, and so do we.
 	caplen := r.order.u32(h[8:])
 	if caplen > MaxRecordLen {
 		return r.damage(num, off, "captured length %d exceeds the maximum of %d", caplen, MaxRecordLen)
+	}
+	// A record longer than the header's snaplen breaks the format, but
+	// writers such as dpkt declare a small snaplen and store longer
+	// records, which tcpdump and Wireshark read anyway: so do we, and say so.
+	if s := r.info.Snaplen; s != 0 && caplen > s {
+		r.anomaly(num, off, "record of %d bytes is longer than the file's snap length %d (read anyway)", caplen, s)
 	}
 	n := pcapRecHdr + int(caplen)
 	rec, err := r.w.peek(n)

@@ -124,6 +124,9 @@ func (r *ngReader) Next(p *Packet) error {
 	if caplen > MaxRecordLen {
 		return r.damage(num, off, "captured length %d exceeds the maximum of %d", caplen, MaxRecordLen)
 	}
+	if s := r.ifaces[ifid].snaplen; s != 0 && caplen > s {
+		r.anomaly(num, off, "record of %d bytes is longer than interface %d's snap length %d (read anyway)", caplen, ifid, s)
+	}
 	if room := len(data) - 4; int(caplen) > room {
 		return r.damage(num, off, "captured length %d runs past the end of the block (room for %d)", caplen, room)
 	}

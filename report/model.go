@@ -48,6 +48,9 @@ type Source struct {
 	First      string   `json:"first,omitempty"`
 	Last       string   `json:"last,omitempty"`
 	Error      string   `json:"error,omitempty"`
+	// Anomalies counts records that break the format but were read anyway.
+	Anomalies    uint64 `json:"anomalies,omitempty"`
+	FirstAnomaly string `json:"first_anomaly,omitempty"`
 }
 
 // Outcomes counts attempts by outcome.

@@ -54,8 +54,11 @@ func WriteText(w io.Writer, r *Report) error {
 	t := newTable(ew, "source", "format", "link types", "packets", "first", "last", "status")
 	for _, src := range r.Sources {
 		status := "ok"
-		if src.Error != "" {
+		switch {
+		case src.Error != "":
 			status = "DAMAGED: " + src.Error
+		case src.Anomalies > 0:
+			status = fmt.Sprintf("%s damaged record(s), read anyway; first: %s", num(src.Anomalies), src.FirstAnomaly)
 		}
 		format := src.Format
 		if src.Compressed {

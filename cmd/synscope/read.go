@@ -243,6 +243,14 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 				fmt.Fprintf(cfg.stderr, "synscope: %v (the report covers the %d packets before it)\n", in.Err, in.Packets)
 			}
 		}
+		if in.Anomalies > 0 {
+			damaged = true
+			fmt.Fprintf(cfg.stderr, "synscope: %v", in.FirstAnomaly)
+			if in.Anomalies > 1 {
+				fmt.Fprintf(cfg.stderr, " (and %d more such records)", in.Anomalies-1)
+			}
+			fmt.Fprintln(cfg.stderr)
+		}
 	}
 	if interrupted {
 		fmt.Fprintln(cfg.stderr, "synscope: interrupted; the report covers what was read")
@@ -312,6 +320,9 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 		}
 		if in.Err != nil {
 			s.Error = in.Err.Error()
+		}
+		if in.Anomalies > 0 {
+			s.Anomalies, s.FirstAnomaly = in.Anomalies, in.FirstAnomaly.Error()
 		}
 		rep.Sources = append(rep.Sources, s)
 	}
