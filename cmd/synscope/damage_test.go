@@ -111,5 +111,3 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("bad filter: exit %d, stderr %q", code, errb.String())
 	}
 }
-
-
