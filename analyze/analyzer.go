@@ -70,7 +70,7 @@ func (an *Analyzer) Packet(p *Packet) {
 	}
 	d := &an.dec
 	k := Decode(p.LinkType, p.Data, p.OrigLen, d)
-	if an.filter != nil && k != KindUnsupported && !an.filter.Match(d, p.Data) {
+	if an.filter != nil && k != KindUnsupported && !an.filter.MatchLen(d, p.Data, p.OrigLen) {
 		s.Filtered++
 		return
 	}

@@ -724,37 +724,34 @@ func (dc *decoder) icmp(off int, v6 bool) Kind {
 	if (!v6 && typ != 3) || (v6 && typ != 1) {
 		return KindOther
 	}
-	from := d.Src
-	d.ICMPType, d.ICMPCode = typ, code
-	d.ICMPFrom = from
-	d.L4Off = off
+	// Decode the quoted IP header and the first 8 TCP bytes before touching
+	// d, so that a quote we cannot use leaves the outer packet's fields.
 	q := off + 8
-	// The quoted IP header: decode it in place, then the first 8 TCP bytes.
 	if len(b) < q+1 {
 		return KindOther
 	}
+	var src, dst [16]byte
 	var tcpOff int
+	qv6 := false
 	switch b[q] >> 4 {
 	case 4:
-		if len(b) < q+20 {
+		if v6 || len(b) < q+20 {
 			return KindOther
 		}
 		ihl := int(b[q]&0x0f) * 4
 		if ihl < 20 || b[q+9] != 6 {
 			return KindOther
 		}
-		d.IPv6 = false
-		d.Src, d.Dst = [16]byte{}, [16]byte{}
-		copy(d.Src[:4], b[q+12:q+16])
-		copy(d.Dst[:4], b[q+16:q+20])
+		copy(src[:4], b[q+12:q+16])
+		copy(dst[:4], b[q+16:q+20])
 		tcpOff = q + ihl
 	case 6:
-		if len(b) < q+40 || b[q+6] != 6 { // extension headers in quotes are rare; skip them
+		if !v6 || len(b) < q+40 || b[q+6] != 6 { // extension headers in quotes are rare; skip them
 			return KindOther
 		}
-		d.IPv6 = true
-		copy(d.Src[:], b[q+8:q+24])
-		copy(d.Dst[:], b[q+24:q+40])
+		qv6 = true
+		copy(src[:], b[q+8:q+24])
+		copy(dst[:], b[q+24:q+40])
 		tcpOff = q + 40
 	default:
 		return KindOther
@@ -762,6 +759,11 @@ func (dc *decoder) icmp(off int, v6 bool) Kind {
 	if len(b) < tcpOff+8 {
 		return KindOther
 	}
+	d.ICMPType, d.ICMPCode = typ, code
+	d.ICMPFrom = d.Src
+	d.L4Off = off
+	d.IPv6 = qv6
+	d.Src, d.Dst = src, dst
 	d.SPort = binary.BigEndian.Uint16(b[tcpOff:])
 	d.DPort = binary.BigEndian.Uint16(b[tcpOff+2:])
 	d.Seq = binary.BigEndian.Uint32(b[tcpOff+4:])

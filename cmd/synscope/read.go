@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -28,6 +29,8 @@ type readConfig struct {
 	maxListed int
 	output    string
 	tracker   analyze.Config
+	cpuprof   string
+	memprof   string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -69,6 +72,10 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
 	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
 	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once; the least recently active are evicted and counted")
+	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile (pprof) to this file")
+	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile (pprof) to this file at the end")
+	_ = fs.MarkHidden("cpuprofile")
+	_ = fs.MarkHidden("memprofile")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, readUsage)
 		fs.PrintDefaults()
@@ -191,6 +198,11 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	if err != nil {
 		return &usageError{err.Error()}
 	}
+	stopProfiles, err := startProfiles(cfg.cpuprof, cfg.memprof)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	var srcs []capture.Source
 	var failed []*capture.SourceInfo // sources that could not even be opened
 	var order []int                  // position of each opened source among the inputs
@@ -363,4 +375,30 @@ func writeReport(cfg *readConfig, rep *report.Report) error {
 	return nil
 }
 
-var _ = time.Second
+// startProfiles starts CPU profiling and arranges a heap profile at the end;
+// profiling is how the hot path was tuned (BENCHMARKS.md).
+func startProfiles(cpu, mem string) (stop func(), err error) {
+	var cf *os.File
+	if cpu != "" {
+		if cf, err = os.Create(cpu); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err = pprof.StartCPUProfile(cf); err != nil {
+			cf.Close()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	return func() {
+		if cf != nil {
+			pprof.StopCPUProfile()
+			cf.Close()
+		}
+		if mem != "" {
+			if f, err := os.Create(mem); err == nil {
+				runtime.GC()
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+	}, nil
+}
