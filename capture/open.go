@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"syscall"
 )
 
 // Open opens a capture file, or stdin for "-". The format comes from the magic
@@ -21,6 +22,15 @@ func Open(path string) (Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	if data := mapFile(f); data != nil {
+		s, err := newMapped(f, data, path)
+		if err != nil {
+			syscall.Munmap(data)
+			f.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	s, err := newFile(f, path, f)
 	if err != nil {
@@ -37,8 +47,11 @@ func NewReader(r io.Reader, path string) (Source, error) {
 }
 
 func newFile(r io.Reader, path string, c io.Closer) (Source, error) {
-	f := &file{info: SourceInfo{Path: path}, closer: c}
-	f.w.r = r
+	return newFileWindow(window{r: r}, path, c)
+}
+
+func newFileWindow(w window, path string, c io.Closer) (Source, error) {
+	f := &file{info: SourceInfo{Path: path}, closer: c, w: w}
 	m, err := f.w.peek(4)
 	if len(m) >= 2 && m[0] == 0x1f && m[1] == 0x8b {
 		// The compressed window moves out, with the bytes already peeked.

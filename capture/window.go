@@ -3,6 +3,8 @@ package capture
 import (
 	"encoding/binary"
 	"io"
+	"os"
+	"syscall"
 )
 
 // bufSize is the read-ahead of a window: one read call (or one round of
@@ -25,7 +27,15 @@ type window struct {
 	end int   // end of the bytes read into buf
 	off int64 // stream offset of buf[pos]
 	err error // what ended the stream; reported once the buffered bytes run out
+
+	// mapped: buf is a memory-mapped file. released is how far its pages
+	// have been handed back, so the mapping does not pile up in our RSS.
+	mapped   bool
+	released int
 }
+
+// releaseChunk is how much of a mapping is read before its pages are dropped.
+const releaseChunk = 8 << 20
 
 // peek returns the next n bytes without consuming them. It returns fewer only
 // when the stream ended first, together with the reason (io.EOF at a clean end).
@@ -39,11 +49,12 @@ func (w *window) peek(n int) ([]byte, error) {
 func (w *window) fill(n int) ([]byte, error) {
 	if w.pos+n > len(w.buf) {
 		buf := w.buf
-		if size := min(max(4*len(buf), minBuf), bufSize); size > len(buf) || n > len(buf) {
-			buf = make([]byte, max(n, size))
+		if size := min(max(4*len(buf), minBuf), bufSize); size > len(buf) || n > len(buf) || w.mapped {
+			buf = make([]byte, max(n, size)) // a mapping is read-only: never compact into it
 		}
 		w.end = copy(buf, w.buf[w.pos:w.end])
 		w.buf, w.pos = buf, 0
+		w.mapped, w.released = false, 0 // no longer the mapping
 	}
 	// A reader that keeps returning nothing would spin here forever.
 	for empty := 0; w.end-w.pos < n && w.err == nil; {
@@ -65,6 +76,13 @@ func (w *window) fill(n int) ([]byte, error) {
 }
 
 func (w *window) skip(n int) {
+	// Bytes before the record being consumed are no longer referenced (a
+	// packet's data is valid only until the next call to Next).
+	if w.mapped && w.pos-w.released >= releaseChunk {
+		end := w.pos &^ (os.Getpagesize() - 1)
+		_ = syscall.Madvise(w.buf[w.released:end], syscall.MADV_DONTNEED)
+		w.released = end
+	}
 	w.pos += n
 	w.off += int64(n)
 }

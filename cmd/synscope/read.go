@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 
@@ -229,9 +230,10 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	an := analyze.NewAnalyzer(cfg.tracker, filter, col.add)
 	interrupted := false
 	var merged *capture.Merger
+	var pumpErr error
 	if len(srcs) > 0 {
 		merged = capture.Merge(srcs).(*capture.Merger)
-		interrupted = pump(ctx, merged, an)
+		interrupted, pumpErr = pump(ctx, merged, an)
 		merged.Close()
 	}
 	an.Finish()
@@ -267,6 +269,10 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	if interrupted {
 		fmt.Fprintln(cfg.stderr, "synscope: interrupted; the report covers what was read")
 	}
+	if pumpErr != nil {
+		damaged = true
+		fmt.Fprintf(cfg.stderr, "synscope: %v; the report covers what was read before it\n", pumpErr)
+	}
 
 	rep := buildReport(cfg, an, col, infos)
 	if err := writeReport(cfg, rep); err != nil {
@@ -288,16 +294,28 @@ func containsInfo(list []*capture.SourceInfo, in *capture.SourceInfo) bool {
 }
 
 // pump feeds every packet to the analyzer until the sources end or ctx is
-// cancelled (Ctrl-C: what was read so far is still reported).
-func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interrupted bool) {
+// cancelled (Ctrl-C: what was read so far is still reported). Large files are
+// memory-mapped: if one shrinks while it is read, the fault ends the reading
+// with an error instead of crashing, and the report covers what was read.
+func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interrupted bool, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if re, ok := r.(runtime.Error); ok && strings.Contains(re.Error(), "fault") {
+				err = fmt.Errorf("a capture file changed while it was read (truncated?): %v", re)
+				return
+			}
+			panic(r)
+		}
+	}()
 	var p capture.Packet
 	var ap analyze.Packet
 	for n := 0; ; n++ {
 		if n&4095 == 0 && ctx.Err() != nil {
-			return true
+			return true, nil
 		}
-		if err := src.Next(&p); err != nil {
-			return false // io.EOF, or every source has ended (errors stay in their infos)
+		if src.Next(&p) != nil {
+			return false, nil // io.EOF, or every source has ended (errors stay in their infos)
 		}
 		ap = analyze.Packet{Data: p.Data, Time: p.Time, OrigLen: p.OrigLen, LinkType: p.LinkType,
 			Ref: analyze.PacketRef{Source: int32(p.Source), Num: p.Num}}

@@ -1,0 +1,47 @@
+package capture
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// mmapMin is the smallest file worth mapping; below it a read is as cheap.
+const mmapMin = 1 << 20
+
+// mapFile maps a regular file read-only, so records are handed out straight
+// from the page cache: no read syscalls and no copy (tcpdump copies every
+// byte through stdio). It returns nil when the file cannot be mapped, and the
+// caller reads it instead.
+func mapFile(f *os.File) []byte {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() < mmapMin || st.Size() != int64(int(st.Size())) {
+		return nil
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil
+	}
+	_ = syscall.Madvise(data, syscall.MADV_SEQUENTIAL)
+	return data
+}
+
+// mapped closes a mapped file: the mapping goes first, then the descriptor.
+// Packets handed out earlier must not be used after Close.
+type mapped struct {
+	f    *os.File
+	data []byte
+}
+
+func (m *mapped) Close() error {
+	err := syscall.Munmap(m.data)
+	if cerr := m.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// newMapped reads a capture from a mapping: the window holds the whole file.
+func newMapped(f *os.File, data []byte, path string) (Source, error) {
+	return newFileWindow(window{buf: data, end: len(data), err: io.EOF, mapped: true}, path, &mapped{f: f, data: data})
+}
