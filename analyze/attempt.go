@@ -225,6 +225,7 @@ type Attempt struct {
 	SynTimes [MaxSynTimes]int64
 	synTSval [MaxSynTimes]uint32
 	SynOpts  Options // of the first SYN
+	SynData  uint32  // payload carried by the first SYN (TCP Fast Open)
 	SynTS    Tri
 
 	SynAcks     int

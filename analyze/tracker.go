@@ -663,6 +663,7 @@ func (t *Tracker) firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
 	a.SynTimes[0] = ts
 	a.synTSval[0] = d.Opts.TSval
 	a.SynOpts = d.Opts
+	a.SynData = d.PayloadLen
 	a.SynTS = triOf(&d.Opts)
 	if ts < a.Start || a.Start == 0 {
 		a.Start = ts

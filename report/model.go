@@ -379,7 +379,7 @@ func NewAttempt(a *analyze.Attempt, withTimeline bool) Attempt {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{a.SimOpen, "simultaneous_open"}, {a.Reordered, "synack_before_syn"}, {a.OneSided, "handshake_inferred"}, {a.StaleACKs > 0, "stale_server_state"}, {a.Evicted, "evicted"}} {
+	}{{a.SynOpts.TFO, "tfo"}, {a.SynData > 0, "data_on_syn"}, {a.SimOpen, "simultaneous_open"}, {a.Reordered, "synack_before_syn"}, {a.OneSided, "handshake_inferred"}, {a.StaleACKs > 0, "stale_server_state"}, {a.Evicted, "evicted"}} {
 		if f.on {
 			out.Flags = append(out.Flags, f.name)
 		}

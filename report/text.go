@@ -159,7 +159,7 @@ func Detail(a *Attempt) string {
 func offsets(v []float64) string {
 	s := make([]string, len(v))
 	for i, x := range v {
-		s[i] = strconv.FormatFloat(x/1000, 'f', -1, 64)
+		s[i] = strings.TrimRight(strings.TrimRight(strconv.FormatFloat(x/1000, 'f', 3, 64), "0"), ".")
 	}
 	return strings.Join(s, ", ") + " s"
 }
