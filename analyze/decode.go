@@ -120,6 +120,9 @@ type Decoded struct {
 	// PayloadLen is the TCP payload length on the wire, from the IP length
 	// fields (so it is right even when the snap length cut the payload).
 	PayloadLen uint32
+	// PayloadCap is how much of that payload the frame holds (the snap
+	// length may have cut it).
+	PayloadCap uint32
 	Opts       Options
 
 	// ICMP errors: the type and code; the quoted segment's addresses, ports and
@@ -640,6 +643,9 @@ func (dc *decoder) tcp(off, l4len int) Kind {
 	}
 	if pl := l4len - hl; pl > 0 {
 		d.PayloadLen = uint32(pl)
+		if c := len(t) - hl; c > 0 {
+			d.PayloadCap = uint32(min(c, pl))
+		}
 	}
 	if hl > 20 {
 		end := hl

@@ -135,21 +135,25 @@ type Summary struct {
 
 // Attempt is one connection attempt as reported.
 type Attempt struct {
-	ID                uint64    `json:"id"`
-	Client            string    `json:"client"`
-	Server            string    `json:"server"`
-	VLAN              []uint16  `json:"vlan"`
-	ISN               uint32    `json:"isn"`
-	ServerISN         *uint32   `json:"server_isn"`
-	Start             string    `json:"start"`
-	End               string    `json:"end"`
-	Syns              int       `json:"syns"`
-	Synacks           int       `json:"synacks"`
-	SynOffsetsMs      []float64 `json:"syn_offsets_ms"`
-	AnsweredSyn       *int      `json:"answered_syn"`
-	Outcome           string    `json:"outcome"`
-	ConnState         string    `json:"conn_state"`
-	History           string    `json:"history"`
+	ID           uint64    `json:"id"`
+	Client       string    `json:"client"`
+	Server       string    `json:"server"`
+	VLAN         []uint16  `json:"vlan"`
+	ISN          uint32    `json:"isn"`
+	ServerISN    *uint32   `json:"server_isn"`
+	Start        string    `json:"start"`
+	End          string    `json:"end"`
+	Syns         int       `json:"syns"`
+	Synacks      int       `json:"synacks"`
+	SynOffsetsMs []float64 `json:"syn_offsets_ms"`
+	AnsweredSyn  *int      `json:"answered_syn"`
+	Outcome      string    `json:"outcome"`
+	ConnState    string    `json:"conn_state"`
+	History      string    `json:"history"`
+	// ZeekOrigIsServer: Zeek would take the server for the originator (a
+	// capture that starts mid-connection), so conn_state and history are
+	// written from that side, as its conn.log would show them.
+	ZeekOrigIsServer  bool      `json:"zeek_orig_is_server,omitempty"`
 	Close             string    `json:"close"`
 	ClosedBy          string    `json:"closed_by"`
 	ClosePhase        string    `json:"close_phase"`
@@ -319,28 +323,29 @@ func FlagString(f uint8) string {
 // NewAttempt converts a finished attempt. withTimeline adds its packets.
 func NewAttempt(a *analyze.Attempt, withTimeline bool) Attempt {
 	out := Attempt{
-		ID:            a.ID,
-		Client:        a.Client.String(),
-		Server:        a.Server.String(),
-		VLAN:          a.VLANs(),
-		ISN:           a.ISN,
-		Start:         TimeString(a.Start),
-		End:           TimeString(a.End),
-		Syns:          a.Syns,
-		Synacks:       a.SynAcks,
-		Outcome:       a.Outcome.String(),
-		ConnState:     a.ConnState(),
-		History:       a.History(),
-		Close:         a.Close.String(),
-		ClosedBy:      a.ClosedBy.String(),
-		ClosePhase:    a.ClosePhase.String(),
-		BytesClient:   a.BytesClient,
-		BytesServer:   a.BytesServer,
-		PacketsClient: a.PktsClient,
-		PacketsServer: a.PktsServer,
-		TSSyn:         triPtr(a.SynTS),
-		TSSynack:      triPtr(a.SynAckTS),
-		FirstPacket:   PacketRef{Source: int(a.First.Source), Packet: a.First.Num},
+		ID:               a.ID,
+		Client:           a.Client.String(),
+		Server:           a.Server.String(),
+		VLAN:             a.VLANs(),
+		ISN:              a.ISN,
+		Start:            TimeString(a.Start),
+		End:              TimeString(a.End),
+		Syns:             a.Syns,
+		Synacks:          a.SynAcks,
+		Outcome:          a.Outcome.String(),
+		ConnState:        a.ConnState(),
+		History:          a.History(),
+		ZeekOrigIsServer: a.ZeekOrigIsServer(),
+		Close:            a.Close.String(),
+		ClosedBy:         a.ClosedBy.String(),
+		ClosePhase:       a.ClosePhase.String(),
+		BytesClient:      a.BytesClient,
+		BytesServer:      a.BytesServer,
+		PacketsClient:    a.PktsClient,
+		PacketsServer:    a.PktsServer,
+		TSSyn:            triPtr(a.SynTS),
+		TSSynack:         triPtr(a.SynAckTS),
+		FirstPacket:      PacketRef{Source: int(a.First.Source), Packet: a.First.Num},
 	}
 	if a.HasServerISN {
 		v := a.ServerISN
