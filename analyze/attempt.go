@@ -186,7 +186,7 @@ const (
 
 var noteNames = [...]string{"", "SYN", "SYN retransmission", "SYN-ACK", "SYN-ACK retransmission",
 	"handshake ACK", "first data", "FIN", "RST", "ICMP unreachable", "simultaneous-open SYN",
-	"stale ACK from the server (old connection state)", "client RST clearing the stale state"}
+	"stale ACK or SYN-ACK from the server (old connection state)", "client RST clearing the stale state"}
 
 func (n EventNote) String() string {
 	if int(n) < len(noteNames) {
@@ -241,9 +241,10 @@ type Attempt struct {
 	OneSided      bool  // completed as far as one direction shows (the other was not captured)
 	SimOpen       bool  // both ends sent a SYN
 	Reordered     bool  // the SYN-ACK was captured before its SYN
-	// StaleACKs counts ACKs the server sent in answer to the SYN that
-	// acknowledge another sequence space: it still held an old connection
-	// on this 4-tuple (the client then resets it and retransmits the SYN).
+	// StaleACKs counts ACKs (or SYN-ACKs) the server sent in answer to the
+	// SYN that acknowledge another sequence space: it still held an old
+	// connection on this 4-tuple (the client then resets it and retransmits
+	// the SYN). They do not answer the attempt.
 	StaleACKs int
 
 	Refused    RefusedBy

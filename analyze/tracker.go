@@ -710,6 +710,14 @@ func (t *Tracker) onSYNACK(f *flow, a *Attempt, d *Decoded, dir uint8, fromClien
 		ev.Dir = SideServer
 	}
 	switch {
+	case a.HasISN && !a.SimOpen && !a.HandshakeDone && d.Ack-(a.ISN+1) > a.SynData:
+		// It acknowledges neither the SYN nor its data: the server answers
+		// for another incarnation of this 4-tuple (stale state). The client
+		// will reset it; it does not answer this attempt.
+		a.StaleACKs++
+		f.staleAck, f.hasStale = d.Ack, true
+		ev.Note = NoteStaleACK
+		return a
 	case a.SynAcks > 0 && f.seenServerISN(d.Seq):
 		t.sum.SynAckRetransmits++
 		a.SynAcks++
@@ -820,7 +828,9 @@ func (t *Tracker) maybeComplete(f *flow, a *Attempt, d *Decoded, fromClient bool
 		if a.SynAcks != 0 || a.Refused != RefusedNone {
 			return
 		}
-		if !seqInWindow(d.Ack, a.ISN+1) {
+		// It can acknowledge at most what the client sent: the SYN, its
+		// data and what followed (all in the direction we capture).
+		if d.Ack-(a.ISN+1) > a.SynData+uint32(a.BytesClient)+1 {
 			// An ACK for some other sequence space: the server still holds
 			// an old connection on this 4-tuple and answers the SYN with a
 			// challenge ACK (RFC 5961 4.2); the client's stack will reset it.

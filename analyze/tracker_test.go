@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
 
@@ -88,4 +89,61 @@ func TestDeterministic(t *testing.T) {
 	if !reflect.DeepEqual(a1, a2) {
 		t.Fatal("two runs over the same packets disagree")
 	}
+}
+
+// conv builds one connection's packets between 192.0.2.1:40000 and
+// 198.51.100.2:443, ts in milliseconds.
+type conv struct {
+	t    testing.TB
+	pkts []Packet
+}
+
+func (c *conv) add(ms int64, fromClient bool, flags uint8, seq, ack uint32, n int) *conv {
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 443, Seq: seq, Ack: ack, Window: 8192,
+		SYN: flags&FlagSYN != 0, ACK: flags&FlagACK != 0, RST: flags&FlagRST != 0, FIN: flags&FlagFIN != 0, PSH: flags&FlagPSH != 0}
+	ip := ip4(layers.IPProtocolTCP)
+	ip.Id = uint16(len(c.pkts) + 1)
+	if !fromClient {
+		tcp.SrcPort, tcp.DstPort = 443, 40000
+		ip.SrcIP, ip.DstIP = srv4, cli4
+	}
+	f := frame(c.t, eth(layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(make([]byte, n)))
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	c.pkts = append(c.pkts, Packet{Data: f, Time: base + ms*int64(time.Millisecond), OrigLen: len(f), LinkType: LinkEthernet, Ref: PacketRef{Num: uint64(len(c.pkts) + 1)}})
+	return c
+}
+
+// A server still holding an old connection answers the SYN with a SYN-ACK
+// (or ACK) for it; the client's RST clears it and the retransmitted SYN
+// succeeds: one attempt, answered after a retransmit, flagged stale.
+func TestStaleServerState(t *testing.T) {
+	const S, A, R = FlagSYN, FlagACK, FlagRST
+	for _, stale := range []uint8{S | A, A} {
+		c := &conv{t: t}
+		c.add(0, true, S, 1000, 0, 0).
+			add(10, false, stale, 777, 5001, 0). // acknowledges another sequence space
+			add(11, true, R, 5001, 0, 0).
+			add(1000, true, S, 1000, 0, 0).
+			add(1010, false, S|A, 9000, 1001, 0).
+			add(1011, true, A, 1001, 9001, 0).
+			add(5000, true, A|FlagFIN, 1001, 9001, 0)
+		s, atts := run(DefaultConfig(), c.pkts)
+		if len(atts) != 1 {
+			t.Fatalf("stale %s: %d attempts, want 1", stringFlags(stale), len(atts))
+		}
+		a := atts[0]
+		if a.Outcome != OutcomeAnsweredAfterRetransmit || a.StaleACKs != 1 || a.Syns != 2 || s.SynRetransmits != 1 {
+			t.Errorf("stale %s: outcome %s, stale %d, syns %d, retransmits %d", stringFlags(stale), a.Outcome, a.StaleACKs, a.Syns, s.SynRetransmits)
+		}
+		if a.RetransmitDelay() != time.Second {
+			t.Errorf("retransmit delay %v, want 1s", a.RetransmitDelay())
+		}
+	}
+}
+
+func stringFlags(f uint8) string {
+	if f&FlagSYN != 0 {
+		return "SYN-ACK"
+	}
+	return "ACK"
 }

@@ -136,8 +136,6 @@ type streamDisagreement struct {
 
 var streamDisagreements = []streamDisagreement{
 	{"gopacket__cip.pcap", "extra", "8", "the 20-s replays of 10.200.1.18:1054 after each server RST are new attempts (see the count table)"},
-	{"ndpi__fuzz-2006-06-26-2594.pcap", "3", "established",
-		"fuzzed file: the SYN-ACK (frames 45-46) was corrupted into non-TCP, but the server's data acknowledges the client's ISN+1, so the server did answer and the connection ran"},
 	{"suricata-verify__ipv6-evasion_ipv6-kill-router-gateway__kill_router6.pcap", "0", "refused",
 		"the router answered each SYN with ICMPv6 destination unreachable (no route); the oracle leaves ICMP out (HOWTO), synscope counts an unreachable quoting the SYN as a refusal"},
 	{"suricata-verify__ipv6-evasion_ipv6-kill-router-gateway__kill_router6.pcap", "1", "refused", "as stream 0"},

@@ -111,3 +111,53 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("bad filter: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// An unsupported link type is named on stderr; the rest is still analysed.
+func TestUnsupportedLinkType(t *testing.T) {
+	good := filepath.Join("..", "..", "testdata", "pcaps", "refused-rst.pcap")
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := append([]byte(nil), data...)
+	binary.LittleEndian.PutUint32(odd[20:], 147) // LINKTYPE_USER0
+	path := filepath.Join(t.TempDir(), "user0.pcap")
+	if err := os.WriteFile(path, odd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), []string{"read", "--format", "json", path, good}, nil, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "link type LINKTYPE_147 (147) is not decoded") {
+		t.Errorf("stderr %q does not name the link type", errb.String())
+	}
+	rep, err := report.ReadJSON(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Attempts != 1 || rep.Summary.Unsupported == 0 {
+		t.Errorf("attempts %d, unsupported packets %d: want the good file analysed and the other counted", rep.Summary.Attempts, rep.Summary.Unsupported)
+	}
+}
+
+// "-" reads the capture from standard input.
+func TestReadStdin(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "pcaps", "established-fin.pcap.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out, errb bytes.Buffer
+	if code := runMain(context.Background(), []string{"read", "--format", "json", "-"}, f, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	rep, err := report.ReadJSON(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Outcomes.Established != 1 || !rep.Sources[0].Compressed || rep.Sources[0].Path != "-" {
+		t.Errorf("summary %+v sources %+v", rep.Summary.Outcomes, rep.Sources)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"runtime/pprof"
 	"strings"
 
@@ -272,6 +273,18 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	if pumpErr != nil {
 		damaged = true
 		fmt.Fprintf(cfg.stderr, "synscope: %v; the report covers what was read before it\n", pumpErr)
+	}
+
+	if links := an.Summary().UnsupportedLinks; len(links) > 0 {
+		lts := make([]int, 0, len(links))
+		for lt := range links {
+			lts = append(lts, int(lt))
+		}
+		sort.Ints(lts)
+		for _, lt := range lts {
+			fmt.Fprintf(cfg.stderr, "synscope: link type %s (%d) is not decoded: its %d packets are counted, not analysed; the rest of the capture was\n",
+				analyze.LinkTypeName(uint16(lt)), lt, links[uint16(lt)])
+		}
 	}
 
 	rep := buildReport(cfg, an, col, infos)
