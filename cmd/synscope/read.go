@@ -9,8 +9,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"runtime/pprof"
+	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
