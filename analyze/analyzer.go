@@ -46,8 +46,9 @@ type Analyzer struct {
 	last    int64
 }
 
-// NewAnalyzer returns an analyzer; emit receives each finished attempt.
-func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt)) *Analyzer {
+// NewAnalyzer returns an analyzer; emit receives each finished attempt and
+// returns whether it keeps it (one it does not keep is reused).
+func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt) bool) *Analyzer {
 	an := &Analyzer{filter: filter}
 	an.tracker = NewTracker(cfg, &an.sum, emit)
 	return an
@@ -55,6 +56,16 @@ func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt)) *Analyzer {
 
 // Packet analyses one frame. It does not keep p.Data.
 func (an *Analyzer) Packet(p *Packet) {
+	if an.decode(p, &an.dec) {
+		an.tracker.track(&an.dec, p.Time, p.Ref)
+	}
+}
+
+// decode is the first half of Packet: it counts the frame, decodes it into d
+// and applies the filter. It reports whether d is for the tracker. It touches
+// only the counters the tracker does not, so the two halves can run in
+// different goroutines (see Pipeline).
+func (an *Analyzer) decode(p *Packet, d *Decoded) bool {
 	s := &an.sum
 	s.Packets++
 	if s.First == 0 || p.Time < s.First {
@@ -68,18 +79,17 @@ func (an *Analyzer) Packet(p *Packet) {
 	} else {
 		an.last = p.Time
 	}
-	d := &an.dec
 	k := Decode(p.LinkType, p.Data, p.OrigLen, d)
 	if an.filter != nil && k != KindUnsupported && !an.filter.MatchLen(d, p.Data, p.OrigLen) {
 		s.Filtered++
-		return
+		return false
 	}
 	switch k {
 	case KindTCP:
 		s.TCPPackets++
-		an.tracker.track(d, p.Time, p.Ref)
+		return true
 	case KindICMPUnreach:
-		an.tracker.track(d, p.Time, p.Ref)
+		return true
 	case KindFragment:
 		s.Fragments++
 	case KindMalformed:
@@ -93,6 +103,7 @@ func (an *Analyzer) Packet(p *Packet) {
 	default:
 		s.NonTCP++
 	}
+	return false
 }
 
 // Finish ends every attempt still open, judging it at the capture's end.

@@ -61,7 +61,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	stream := benchPackets
 	var attempts int
 	newAn := func() *Analyzer {
-		return NewAnalyzer(DefaultConfig(), nil, func(*Attempt) { attempts++ })
+		return NewAnalyzer(DefaultConfig(), nil, func(*Attempt) bool { attempts++; return false })
 	}
 	an := newAn()
 	b.ReportAllocs()

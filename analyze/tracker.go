@@ -177,13 +177,15 @@ type Tracker struct {
 	now     int64 // the latest capture time seen
 	start   int64
 	sum     *Summary
-	emit    func(*Attempt)
+	emit    func(*Attempt) bool
+	spare   []*Attempt // finished attempts nobody kept, reused to spare the GC
 	free    *flow // recycled flow structs
 }
 
-// NewTracker returns a tracker that calls emit with every finished attempt;
-// emit owns the attempt from then on.
-func NewTracker(cfg Config, sum *Summary, emit func(*Attempt)) *Tracker {
+// NewTracker returns a tracker that calls emit with every finished attempt.
+// emit returns whether it keeps the attempt: one it does not keep is reused
+// for a later attempt, so most attempts cost no allocation.
+func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 	def := DefaultConfig()
 	if cfg.SynTimeout <= 0 {
 		cfg.SynTimeout = def.SynTimeout
@@ -344,7 +346,16 @@ func (t *Tracker) newAttempt(f *flow, clientDir uint8, ts int64, ref PacketRef) 
 	if f.at != nil {
 		t.finishAttempt(f, t.now)
 	}
-	a := &Attempt{Start: ts, End: ts, First: ref, AnsweredSyn: noAnswerIdx}
+	var a *Attempt
+	if n := len(t.spare); n > 0 {
+		a = t.spare[n-1]
+		t.spare = t.spare[:n-1]
+		tl := a.Timeline[:0]
+		*a = Attempt{Timeline: tl}
+	} else {
+		a = &Attempt{Timeline: make([]Event, 0, 4)}
+	}
+	a.Start, a.End, a.First, a.AnsweredSyn = ts, ts, ref, noAnswerIdx
 	k := &f.key
 	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
 	if clientDir == 1 {
@@ -354,7 +365,6 @@ func (t *Tracker) newAttempt(f *flow, clientDir uint8, ts int64, ref PacketRef) 
 	a.Server = netip.AddrPortFrom(addrOf(k.v6, sa), sp)
 	a.NVLAN = k.nvlan
 	a.VLAN = k.vlan
-	a.Timeline = make([]Event, 0, 4)
 	f.at = a
 	f.clientDir = clientDir
 	f.srvSYN, f.cliSYNACK = false, false
@@ -365,6 +375,9 @@ func (t *Tracker) newAttempt(f *flow, clientDir uint8, ts int64, ref PacketRef) 
 	a.ID = t.sum.Attempts
 	return a
 }
+
+// maxSpare bounds the attempts kept for reuse.
+const maxSpare = 1024
 
 // finishAttempt decides the attempt's outcome and hands it to emit.
 func (t *Tracker) finishAttempt(f *flow, now int64) {
@@ -380,8 +393,8 @@ func (t *Tracker) finishAttempt(f *flow, now int64) {
 			t.sum.ResetsByServer++
 		}
 	}
-	if t.emit != nil {
-		t.emit(a)
+	if (t.emit == nil || !t.emit(a)) && len(t.spare) < maxSpare {
+		t.spare = append(t.spare, a)
 	}
 }
 

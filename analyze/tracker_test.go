@@ -11,7 +11,7 @@ import (
 
 func run(cfg Config, pkts []Packet) (*Summary, []*Attempt) {
 	var out []*Attempt
-	an := NewAnalyzer(cfg, nil, func(a *Attempt) { out = append(out, a) })
+	an := NewAnalyzer(cfg, nil, func(a *Attempt) bool { out = append(out, a); return true })
 	for i := range pkts {
 		an.Packet(&pkts[i])
 	}
@@ -146,4 +146,22 @@ func stringFlags(f uint8) string {
 		return "SYN-ACK"
 	}
 	return "ACK"
+}
+
+// The two-goroutine pipeline gives exactly the serial verdicts.
+func TestPipelineMatchesSerial(t *testing.T) {
+	pkts := benchStream(t, 700) // several batches
+	s1, a1 := run(DefaultConfig(), pkts)
+	var a2 []*Attempt
+	an := NewAnalyzer(DefaultConfig(), nil, func(a *Attempt) bool { a2 = append(a2, a); return true })
+	pl := an.Pipeline()
+	for i := range pkts {
+		pl.Packet(&pkts[i])
+	}
+	pl.Close()
+	an.Finish()
+	SortAttempts(a2)
+	if !reflect.DeepEqual(a1, a2) || !reflect.DeepEqual(*s1, *an.Summary()) {
+		t.Fatal("pipeline and serial analysis disagree")
+	}
 }

@@ -33,7 +33,7 @@ func srv(flags uint8, seq, ack, n uint32) zpkt { return zpkt{false, flags, seq, 
 func zeekRun(t *testing.T, cport, sport uint16, pkts []zpkt) []*Attempt {
 	t.Helper()
 	var out []*Attempt
-	tr := NewTracker(DefaultConfig(), &Summary{}, func(a *Attempt) { out = append(out, a) })
+	tr := NewTracker(DefaultConfig(), &Summary{}, func(a *Attempt) bool { out = append(out, a); return true })
 	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
 	ts := base
 	for i, p := range pkts {

@@ -151,23 +151,25 @@ type collector struct {
 	omitted uint64
 }
 
-func (c *collector) add(a *analyze.Attempt) {
+func (c *collector) add(a *analyze.Attempt) bool {
 	if !c.all && !a.Outcome.Anomalous() {
-		return
+		return false
 	}
 	if c.max == 0 {
 		c.omitted++
-		return
+		return false
 	}
 	if len(c.kept) < c.max {
 		heap.Push(&c.kept, a)
-		return
+		return true
 	}
 	c.omitted++
 	if later(c.kept[0], a) { // a starts before the latest kept one: swap
 		c.kept[0] = a
 		heap.Fix(&c.kept, 0)
+		return true
 	}
+	return false
 }
 
 // later orders attempts by start, then first packet.
@@ -321,6 +323,8 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interr
 			panic(r)
 		}
 	}()
+	pl := an.Pipeline() // decode here, track in a second goroutine
+	defer pl.Close()
 	var p capture.Packet
 	var ap analyze.Packet
 	for n := 0; ; n++ {
@@ -332,7 +336,7 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interr
 		}
 		ap = analyze.Packet{Data: p.Data, Time: p.Time, OrigLen: p.OrigLen, LinkType: p.LinkType,
 			Ref: analyze.PacketRef{Source: int32(p.Source), Num: p.Num}}
-		an.Packet(&ap)
+		pl.Packet(&ap)
 	}
 }
 
