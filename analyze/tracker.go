@@ -179,6 +179,8 @@ type Tracker struct {
 	sum     *Summary
 	emit    func(*Attempt) bool
 	spare   []*Attempt // finished attempts nobody kept, reused to spare the GC
+	embryos *embryos   // SYN-only flows (embryo.go)
+	scratch flow       // a flow that is never in the table, to finish embryos
 	free    *flow // recycled flow structs
 }
 
@@ -206,6 +208,7 @@ func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 		cfg.MaxFlows = def.MaxFlows
 	}
 	t := &Tracker{cfg: cfg, flows: make(map[flowKey]*flow, 1024), byTuple: make(map[flowKey]*flow, 1024), sum: sum, emit: emit}
+	t.embryos = newEmbryos(cfg.MaxFlows)
 	t.idle[listHandshake] = int64(cfg.HandshakeIdle)
 	t.idle[listOpen] = int64(cfg.EstablishedIdle)
 	t.idle[listClosed] = int64(cfg.ClosedLinger)
@@ -213,7 +216,7 @@ func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 }
 
 // Active is the number of flows tracked now.
-func (t *Tracker) Active() int { return len(t.flows) }
+func (t *Tracker) Active() int { return len(t.flows) + t.embryos.len() }
 
 // advance moves the tracker's clock (the latest capture time seen) and ends
 // flows that have been idle too long. Out-of-order timestamps never move it
@@ -232,6 +235,7 @@ func (t *Tracker) advance(ts int64) {
 			t.finishFlow(l.head, false)
 		}
 	}
+	t.expireEmbryos()
 }
 
 func (t *Tracker) touch(f *flow, list uint8) {
@@ -338,6 +342,9 @@ func (t *Tracker) Flush(end int64) {
 		for t.lists[i].head != nil {
 			t.finishFlow(t.lists[i].head, false)
 		}
+	}
+	for t.embryos.head >= 0 {
+		t.finishEmbryo(t.embryos.head, false)
 	}
 }
 
@@ -490,6 +497,15 @@ func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
 		if d.Opts.HasTS {
 			t.sum.SynAckWithTS++
 		}
+	}
+	if f == nil {
+		// A lone SYN waits in the compact embryo table; anything else on
+		// the 4-tuple hatches the embryo into a full flow first.
+		if pureSYN(d) && t.embryoSYN(k, dir, d, ts, ref) {
+			return
+		}
+		t.hatchEmbryo(k)
+		f = t.flows[k]
 	}
 	if f == nil {
 		f = t.answerOnOtherVLAN(k, dir, d)
@@ -865,6 +881,10 @@ func (t *Tracker) icmp(d *Decoded, ts int64, ref PacketRef) {
 	t.sum.ICMPUnreach++
 	k, dir := makeKey(d)
 	f := t.flows[k]
+	if f == nil {
+		t.hatchEmbryo(k)
+		f = t.flows[k]
+	}
 	if f == nil || f.at == nil {
 		return
 	}
@@ -898,9 +918,19 @@ const weakDupWindow = time.Millisecond
 // (which comes an RTO later, usually with a new IP ID or TSval).
 func (t *Tracker) duplicate(f *flow, dir uint8, d *Decoded, ts int64) bool {
 	s := pktSig{t: ts, seq: d.Seq, ack: d.Ack, ipid: d.IPID, tsval: d.Opts.TSval, plen: d.PayloadLen, win: d.Win, flags: d.Flags, valid: true}
-	slot, window := 1, int64(t.cfg.DupWindow)
+	slot := 1
 	if d.Flags&FlagSYN != 0 {
-		slot, window = 0, int64(synDupWindow)
+		slot = 0
+	}
+	return t.sigDuplicate(&f.sig[dir][slot], &s, d)
+}
+
+// sigDuplicate compares packet s with the previous one of its kind, p, and
+// remembers s when it is not a copy.
+func (t *Tracker) sigDuplicate(p, s *pktSig, d *Decoded) bool {
+	window := int64(t.cfg.DupWindow)
+	if d.Flags&FlagSYN != 0 {
+		window = int64(synDupWindow)
 	}
 	if d.IPID == 0 && !d.Opts.HasTS && window > int64(weakDupWindow) {
 		// Nothing tells copies from retransmits (Linux sends SYN-ACKs with
@@ -909,18 +939,17 @@ func (t *Tracker) duplicate(f *flow, dir uint8, d *Decoded, ts int64) bool {
 		// the timer's own retransmit by a few milliseconds.
 		window = int64(weakDupWindow)
 	}
-	p := &f.sig[dir][slot]
 	dup := p.valid && p.seq == s.seq && p.ack == s.ack && p.ipid == s.ipid && p.tsval == s.tsval &&
 		p.plen == s.plen && p.win == s.win && p.flags == s.flags
 	if dup {
-		dt := ts - p.t
+		dt := s.t - p.t
 		if dt < 0 {
 			dt = -dt
 		}
 		dup = dt <= window
 	}
 	if !dup {
-		*p = s
+		*p = *s
 	}
 	return dup
 }
