@@ -119,6 +119,7 @@ type flow struct {
 	list       uint8
 	clientDir  uint8 // key side (0 = a, 1 = b) of the client
 	last       int64 // capture time of the last packet (monotonic)
+	queued     int64 // when it was (re)queued on its list: lists are sorted by it
 	at         *Attempt
 	sig        [2][2]pktSig // last SYN-flagged and last other packet per key side, for duplicate detection
 	srvSYN     bool         // the server side sent a SYN (simultaneous open)
@@ -231,23 +232,36 @@ func (t *Tracker) advance(ts int64) {
 	t.now = ts
 	for i := range t.lists {
 		l := &t.lists[i]
-		for l.head != nil && t.now-l.head.last > t.idle[i] {
-			t.finishFlow(l.head, false)
+		for h := l.head; h != nil && t.now-h.queued > t.idle[i]; h = l.head {
+			if t.idleTooLong(h) {
+				t.finishFlow(h, false)
+				continue
+			}
+			// Active since it was queued: requeue it behind the others.
+			l.remove(h)
+			h.queued = t.now
+			l.pushBack(h)
 		}
 	}
 	t.expireEmbryos()
 }
 
+// touch records activity on f. Only a change of list moves it: the lists
+// are sorted by queueing time, and expiry gives a flow seen since it was
+// queued a second chance (advance), so a packet costs no pointer chasing.
 func (t *Tracker) touch(f *flow, list uint8) {
 	f.last = t.now
-	l := &t.lists[f.list]
-	if f.list == list && l.tail == f {
+	if f.list == list {
 		return
 	}
-	l.remove(f)
-	f.list = list
+	t.lists[f.list].remove(f)
+	f.list, f.queued = list, t.now
 	t.lists[list].pushBack(f)
 }
+
+// idleTooLong reports whether f has been silent past its list's timeout: it
+// should have expired, whether or not the lazy expiry has reached it yet.
+func (t *Tracker) idleTooLong(f *flow) bool { return t.now-f.last > t.idle[f.list] }
 
 func (t *Tracker) newFlow(k flowKey) *flow {
 	if len(t.flows) >= t.cfg.MaxFlows {
@@ -261,7 +275,7 @@ func (t *Tracker) newFlow(k flowKey) *flow {
 		f = &flow{}
 	}
 	f.key = k
-	f.last = t.now
+	f.last, f.queued = t.now, t.now
 	f.list = listHandshake
 	t.lists[listHandshake].pushBack(f)
 	t.flows[k] = f
@@ -297,7 +311,8 @@ func (t *Tracker) answerOnOtherVLAN(k flowKey, dir uint8, d *Decoded) *flow {
 
 // evictOldest makes room. A closed connection goes first: its verdict is
 // final, so forgetting it early loses nothing and is not counted. Otherwise
-// the least recently active attempt is judged now and counted as evicted.
+// the attempt queued longest ago (about the least recently active: lists are
+// requeued lazily) is judged now and counted as evicted.
 func (t *Tracker) evictOldest() {
 	if h := t.lists[listClosed].head; h != nil {
 		t.finishFlow(h, false)
@@ -305,7 +320,7 @@ func (t *Tracker) evictOldest() {
 	}
 	var victim *flow
 	for i := range t.lists {
-		if h := t.lists[i].head; h != nil && (victim == nil || h.last < victim.last) {
+		if h := t.lists[i].head; h != nil && (victim == nil || h.queued < victim.queued) {
 			victim = h
 		}
 	}
@@ -482,6 +497,10 @@ func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
 	}
 	k, dir := makeKey(d)
 	f := t.flows[k]
+	if f != nil && t.idleTooLong(f) {
+		t.finishFlow(f, false) // as if expiry had reached it already
+		f = nil
+	}
 	flags := d.Flags
 	syn, ack, rst, fin := flags&FlagSYN != 0, flags&FlagACK != 0, flags&FlagRST != 0, flags&FlagFIN != 0
 
