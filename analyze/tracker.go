@@ -182,7 +182,7 @@ type Tracker struct {
 	spare   []*Attempt // finished attempts nobody kept, reused to spare the GC
 	embryos *embryos   // SYN-only flows (embryo.go)
 	scratch flow       // a flow that is never in the table, to finish embryos
-	free    *flow // recycled flow structs
+	free    *flow      // recycled flow structs
 }
 
 // NewTracker returns a tracker that calls emit with every finished attempt.

@@ -15,13 +15,19 @@ const Schema = "synscope/v1"
 
 // Report is the whole analysis result.
 type Report struct {
-	Schema    string    `json:"schema"`
-	Generator string    `json:"generator"`
-	Filter    string    `json:"filter,omitempty"`
-	Sources   []Source  `json:"sources"`
-	Summary   Summary   `json:"summary"`
-	Settings  Settings  `json:"settings"`
-	Attempts  []Attempt `json:"attempts"`
+	Schema    string     `json:"schema"`
+	Generator string     `json:"generator"`
+	Filter    string     `json:"filter,omitempty"`
+	Sources   []Source   `json:"sources"`
+	Summary   Summary    `json:"summary"`
+	Settings  Settings   `json:"settings"`
+	Verdict   Verdict    `json:"verdict"`
+	Incidents []Incident `json:"incidents"`
+	// IncidentsOmitted counts incidents beyond the cap (--max-incidents).
+	IncidentsOmitted uint64         `json:"incidents_omitted,omitempty"`
+	Series           *Series        `json:"series,omitempty"`
+	Distributions    *Distributions `json:"distributions,omitempty"`
+	Attempts         []Attempt      `json:"attempts"`
 	// Listing says which attempts are in Attempts: "anomalous" or "all";
 	// AttemptsOmitted counts those left out by the listing cap.
 	Listing         string `json:"listing"`
@@ -35,6 +41,9 @@ type Settings struct {
 	EstablishedIdleS float64 `json:"established_idle_s"`
 	MaxFlows         int     `json:"max_flows"`
 	MaxListed        int     `json:"max_listed"`
+	IncidentGapS     float64 `json:"incident_gap_s"`
+	SlowS            float64 `json:"slow_s"`
+	Anonymized       bool    `json:"anonymized,omitempty"`
 }
 
 // Source is one input and what was read from it.

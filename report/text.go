@@ -90,6 +90,9 @@ func WriteText(w io.Writer, r *Report) error {
 		num(s.OutOfOrder), num(s.Evicted))
 	fmt.Fprintln(ew)
 
+	writeVerdictText(ew, r)
+	writeIncidentsText(ew, r)
+
 	title := "Anomalous attempts"
 	if r.Listing == "all" {
 		title = "Attempts"
@@ -259,4 +262,77 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
+}
+
+func writeVerdictText(w io.Writer, r *Report) {
+	if len(r.Verdict.Rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Verdict: where the failed or slow attempts went")
+	t := newTable(w, "where", "attempts", "share", "incidents", "meaning")
+	for _, row := range r.Verdict.Rows {
+		ids := make([]string, len(row.Incidents))
+		for i, id := range row.Incidents {
+			ids[i] = "#" + strconv.Itoa(id)
+		}
+		t.Append([]string{row.Category, num(row.Attempts), strconv.FormatFloat(100*row.Share, 'f', 1, 64) + "%", strings.Join(ids, " "), row.Meaning})
+	}
+	t.Render()
+	fmt.Fprintln(w)
+}
+
+func writeIncidentsText(w io.Writer, r *Report) {
+	if len(r.Incidents) == 0 {
+		fmt.Fprintln(w, "Incidents: none")
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintf(w, "Incidents (%d", len(r.Incidents))
+	if r.IncidentsOmitted > 0 {
+		fmt.Fprintf(w, ", %s more not kept: raise --max-incidents", num(r.IncidentsOmitted))
+	}
+	fmt.Fprintln(w, ")")
+	for i := range r.Incidents {
+		inc := &r.Incidents[i]
+		fmt.Fprintf(w, "\n#%d %s [%s] %s, %s to %s\n", inc.ID, inc.Kind, inc.Severity, inc.Server, shortTime(inc.Start), shortTime(inc.End))
+		fmt.Fprintf(w, "  %s\n", inc.Title)
+		for _, e := range inc.Evidence {
+			fmt.Fprintf(w, "  - %s\n", e)
+		}
+		for j, c := range inc.Causes {
+			fmt.Fprintf(w, "  %d. %s (confidence: %s)\n     check: %s\n", j+1, c.Cause, c.Confidence, c.Check)
+			for _, e := range c.Evidence {
+				fmt.Fprintf(w, "     because: %s\n", e)
+			}
+		}
+		if len(inc.Samples) > 0 {
+			ids := make([]string, len(inc.Samples))
+			for j := range inc.Samples {
+				ids[j] = strconv.FormatUint(inc.Samples[j].ID, 10)
+			}
+			fmt.Fprintf(w, "  sample attempts: %s", strings.Join(ids, ", "))
+			if inc.SamplesOmitted > 0 {
+				fmt.Fprintf(w, " (%s more)", num(inc.SamplesOmitted))
+			}
+			fmt.Fprintln(w)
+			writeTimeline(w, &inc.Samples[0])
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// writeTimeline prints one attempt's packets, the way an engineer reads a
+// handshake: offset, direction, flags, sequence numbers and why it matters.
+func writeTimeline(w io.Writer, a *Attempt) {
+	fmt.Fprintf(w, "  attempt %d, %s -> %s:\n", a.ID, a.Client, a.Server)
+	for _, e := range a.Timeline {
+		arrow := "->"
+		if e.Dir == "server" {
+			arrow = "<-"
+		}
+		fmt.Fprintf(w, "    %10.3f ms  %s %-5s seq %-10d ack %-10d len %-5d %s\n", e.OffsetMs, arrow, e.Flags, e.Seq, e.Ack, e.Len, e.Note)
+	}
+	if a.TimelineOmitted > 0 {
+		fmt.Fprintf(w, "    (%d more packets)\n", a.TimelineOmitted)
+	}
 }

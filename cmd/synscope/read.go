@@ -31,6 +31,7 @@ type readConfig struct {
 	maxListed int
 	output    string
 	tracker   analyze.Config
+	incidents analyze.IncidentConfig
 	cpuprof   string
 	memprof   string
 
@@ -61,7 +62,7 @@ Flags:
 `
 
 func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
-	cfg := &readConfig{tracker: analyze.DefaultConfig()}
+	cfg := &readConfig{tracker: analyze.DefaultConfig(), incidents: analyze.DefaultIncidentConfig()}
 	fs := pflag.NewFlagSet("read", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
@@ -73,7 +74,10 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	fs.DurationVar(&cfg.tracker.SynTimeout, "syn-timeout", cfg.tracker.SynTimeout, "a SYN unanswered this long (while the capture runs on) is unanswered, not undetermined")
 	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
 	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
-	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once; the least recently active are evicted and counted")
+	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (answered, and SYN-only, each); the least recently active are evicted and counted")
+	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
+	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
+	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile (pprof) to this file")
 	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile (pprof) to this file at the end")
 	_ = fs.MarkHidden("cpuprofile")
@@ -230,7 +234,11 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	}
 
 	col := &collector{all: cfg.all, max: cfg.maxListed}
-	an := analyze.NewAnalyzer(cfg.tracker, filter, col.add)
+	incs := analyze.NewIncidents(cfg.incidents)
+	an := analyze.NewAnalyzer(cfg.tracker, filter, func(a *analyze.Attempt) bool {
+		kept := col.add(a)
+		return incs.Add(a) || kept
+	})
 	interrupted := false
 	var merged *capture.Merger
 	var pumpErr error
@@ -289,7 +297,7 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 		}
 	}
 
-	rep := buildReport(cfg, an, col, infos)
+	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
 	if err := writeReport(cfg, rep); err != nil {
 		return err
 	}
@@ -340,7 +348,7 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interr
 	}
 }
 
-func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []*capture.SourceInfo) *report.Report {
+func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []*capture.SourceInfo, res *analyze.Result) *report.Report {
 	rep := &report.Report{
 		Schema:    report.Schema,
 		Generator: "synscope " + version,
@@ -352,13 +360,19 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 			EstablishedIdleS: cfg.tracker.EstablishedIdle.Seconds(),
 			MaxFlows:         cfg.tracker.MaxFlows,
 			MaxListed:        cfg.maxListed,
+			IncidentGapS:     cfg.incidents.Gap.Seconds(),
+			SlowS:            cfg.incidents.Slow.Seconds(),
 		},
+		IncidentsOmitted: res.Omitted,
+		Series:           report.NewSeries(&res.Series),
+		Distributions:    report.NewDistributions(res),
 		Listing:         "anomalous",
 		AttemptsOmitted: col.omitted,
 	}
 	if cfg.all {
 		rep.Listing = "all"
 	}
+	rep.Incidents, rep.Verdict = report.NewIncidents(res, an.Summary())
 	for _, in := range infos {
 		s := report.Source{Path: in.Path, Format: in.Format, Compressed: in.Compressed, Packets: in.Packets, Bytes: in.Bytes,
 			First: report.TimeString(in.First), Last: report.TimeString(in.Last), LinkTypes: []string{}}

@@ -1,0 +1,98 @@
+package analyze
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func unansweredAt(id uint64, sec int64, client string) *Attempt {
+	a := &Attempt{ID: id, HasISN: true, Syns: 1, Outcome: OutcomeUnanswered, AnsweredSyn: noAnswerIdx,
+		Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort("192.0.2.10:443")}
+	a.Start = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano() + sec*int64(time.Second)
+	a.SynTimes[0], a.End = a.Start, a.Start
+	return a
+}
+
+// Attempts arrive in finishing order, not start order: an attempt that
+// bridges two incidents merges them, whatever the order.
+func TestIncidentGrouping(t *testing.T) {
+	for _, order := range [][]int64{{0, 100, 50}, {50, 0, 100}, {100, 50, 0}} {
+		x := NewIncidents(DefaultIncidentConfig())
+		for i, s := range order {
+			x.Add(unansweredAt(uint64(i+1), s, "198.51.100.1:40000"))
+		}
+		res := x.Finish(&Summary{Attempts: 3})
+		if len(res.Incidents) != 1 || res.Incidents[0].Attempts != 3 {
+			t.Errorf("order %v: %d incidents, want 1 with 3 attempts", order, len(res.Incidents))
+		}
+	}
+	x := NewIncidents(DefaultIncidentConfig())
+	x.Add(unansweredAt(1, 0, "198.51.100.1:40000"))
+	x.Add(unansweredAt(2, 100, "198.51.100.2:40000")) // 100 s later: past the 60 s gap
+	if res := x.Finish(&Summary{Attempts: 2}); len(res.Incidents) != 2 || res.Incidents[0].ID != 1 || res.Incidents[1].Start <= res.Incidents[0].Start {
+		t.Errorf("a quiet gap of 100 s should split into two incidents numbered in time order")
+	}
+}
+
+func TestIncidentCapCounts(t *testing.T) {
+	cfg := DefaultIncidentConfig()
+	cfg.MaxIncidents = 2
+	x := NewIncidents(cfg)
+	for i := int64(0); i < 5; i++ {
+		x.Add(unansweredAt(uint64(i+1), i*1000, "198.51.100.1:40000"))
+	}
+	res := x.Finish(&Summary{Attempts: 5})
+	if len(res.Incidents) != 2 || res.Omitted != 3 {
+		t.Errorf("%d incidents, %d omitted; want 2 and 3", len(res.Incidents), res.Omitted)
+	}
+}
+
+func TestClientSetEstimate(t *testing.T) {
+	var c clientSet
+	for i := 0; i < 20000; i++ {
+		c.add(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+		c.add(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})) // twice: counted once
+	}
+	if n := c.count(); n < 19000 || n > 21000 {
+		t.Errorf("estimated %d distinct clients, want 20000 ±5%%", n)
+	}
+	var small clientSet
+	for i := 0; i < 10; i++ {
+		small.add(netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 7)}))
+	}
+	if small.count() != 7 {
+		t.Errorf("small sets are exact: got %d, want 7", small.count())
+	}
+}
+
+// The series does not depend on the order attempts arrive in.
+func TestSeriesOrderIndependent(t *testing.T) {
+	var times []int64
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for i := 0; i < 3000; i++ {
+		times = append(times, base+int64(i)*int64(7*time.Second)) // ~6 hours: the width must double
+	}
+	var a, b seriesAcc
+	for _, ts := range times {
+		a.add(ts, serAttempts, 1)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(times), func(i, j int) { times[i], times[j] = times[j], times[i] })
+	for _, ts := range times {
+		b.add(ts, serAttempts, 1)
+	}
+	ra, rb := a.result(), b.result()
+	if !reflect.DeepEqual(ra, rb) {
+		t.Fatalf("series differ with arrival order: width %v vs %v", ra.Width, rb.Width)
+	}
+	var total uint64
+	for _, n := range ra.Attempts {
+		total += n
+	}
+	if total != 3000 || len(ra.Attempts) > maxBuckets {
+		t.Errorf("series holds %d events in %d buckets", total, len(ra.Attempts))
+	}
+}
