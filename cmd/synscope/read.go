@@ -244,7 +244,9 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	var pumpErr error
 	if len(srcs) > 0 {
 		merged = capture.Merge(srcs).(*capture.Merger)
-		interrupted, pumpErr = pump(ctx, merged, an)
+		bar := newProgress(cfg.stderr, cfg.files, merged)
+		interrupted, pumpErr = pump(ctx, merged, an, bar)
+		bar.finish()
 		merged.Close()
 	}
 	an.Finish()
@@ -320,7 +322,7 @@ func containsInfo(list []*capture.SourceInfo, in *capture.SourceInfo) bool {
 // cancelled (Ctrl-C: what was read so far is still reported). Large files are
 // memory-mapped: if one shrinks while it is read, the fault ends the reading
 // with an error instead of crashing, and the report covers what was read.
-func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interrupted bool, err error) {
+func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *progress) (interrupted bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -336,8 +338,13 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer) (interr
 	var p capture.Packet
 	var ap analyze.Packet
 	for n := 0; ; n++ {
-		if n&4095 == 0 && ctx.Err() != nil {
-			return true, nil
+		if n&4095 == 0 {
+			if ctx.Err() != nil {
+				return true, nil
+			}
+			if n&(1<<16-1) == 0 {
+				bar.update()
+			}
 		}
 		if src.Next(&p) != nil {
 			return false, nil // io.EOF, or every source has ended (errors stay in their infos)
