@@ -9,34 +9,37 @@ package analyze
 // costs about 400 bytes per tracked SYN, and a flood fills this table
 // without evicting the real connections in the flow table.
 
-// embryoSyns is how many SYNs an embryo records; one more hatches it.
-const embryoSyns = 8
+// embryoSyns is how many SYNs an embryo records; one more hatches it (a
+// client that keeps retransmitting is rare enough to get a full flow).
+const embryoSyns = 2
 
+// embryo is a SYN-only flow in about 150 bytes, with no pointers.
 type embryo struct {
+	key        flowKey // with its VLAN tags
 	id         uint64
-	prev, next int32 // LRU list by creation; -1 ends it
-	nsyn       uint8
-	dir        uint8 // key side of the client
-	nvlan      uint8
-	vlan       [2]uint16
+	last       int64 // latest SYN (capture time)
+	times      [embryoSyns]int64
+	refs       [embryoSyns]uint64 // packed PacketRefs (packRef)
+	prev, next int32              // LRU list; -1 ends it
 	isn        uint32
 	data       uint32 // payload on the first SYN (TCP Fast Open)
-	win        uint16
-	opts       Options // the first SYN's
-	last       int64   // latest SYN (capture time)
-	times      [embryoSyns]int64
-	refs       [embryoSyns]PacketRef
 	tsval      [embryoSyns]uint32
+	ipid, ack  uint32 // the last SYN's, for duplicate detection
+	win        [embryoSyns]uint16
 	flags      [embryoSyns]uint8
-	sig        pktSig // the last SYN, for duplicate detection
+	nsyn       uint8
+	dir        uint8 // key side of the client
+	opts       [embryoSyns]Options
 }
 
-// embryos is the table. Keys are untagged (no VLAN), so an answer arriving
-// with other VLAN tags still finds its SYN; the tags live in the record.
+func packRef(r PacketRef) uint64   { return uint64(uint16(r.Source))<<48 | r.Num&(1<<48-1) }
+func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Num: v & (1<<48 - 1)} }
+
+// embryos is the table. It is indexed by the untagged 4-tuple, so an answer
+// arriving with other VLAN tags still finds its SYN.
 type embryos struct {
 	index      map[flowKey]int32
 	slab       []embryo
-	keys       []flowKey // key of each slab slot
 	free       []int32
 	head, tail int32
 	max        int
@@ -74,8 +77,8 @@ func (t *embryos) pushBack(i int32) {
 	t.tail = i
 }
 
-// alloc returns a free slot for key, linked at the back.
-func (t *embryos) alloc(uk flowKey) int32 {
+// alloc returns a free slot for k, linked at the back.
+func (t *embryos) alloc(k flowKey) int32 {
 	var i int32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
@@ -83,11 +86,9 @@ func (t *embryos) alloc(uk flowKey) int32 {
 	} else {
 		i = int32(len(t.slab))
 		t.slab = append(t.slab, embryo{})
-		t.keys = append(t.keys, flowKey{})
 	}
-	t.slab[i] = embryo{prev: -1, next: -1}
-	t.keys[i] = uk
-	t.index[uk] = i
+	t.slab[i] = embryo{key: k, prev: -1, next: -1}
+	t.index[untagged(k)] = i
 	t.pushBack(i)
 	return i
 }
@@ -95,7 +96,7 @@ func (t *embryos) alloc(uk flowKey) int32 {
 // remove forgets slot i.
 func (t *embryos) remove(i int32) {
 	t.unlink(i)
-	delete(t.index, t.keys[i])
+	delete(t.index, untagged(t.slab[i].key))
 	t.free = append(t.free, i)
 }
 
@@ -111,63 +112,63 @@ func pureSYN(d *Decoded) bool {
 // packet as a full flow (after hatching any embryo in the way).
 func (t *Tracker) embryoSYN(k flowKey, dir uint8, d *Decoded, ts int64, ref PacketRef) bool {
 	et := t.embryos
-	uk := untagged(k)
-	i, ok := et.index[uk]
+	i, ok := et.index[untagged(k)]
 	if !ok {
 		if et.len() >= et.max {
 			t.sum.Evicted++
 			t.finishEmbryo(et.head, true)
 		}
-		i = et.alloc(uk)
+		i = et.alloc(k)
 		e := &et.slab[i]
 		t.sum.Attempts++
 		e.id = t.sum.Attempts
-		e.dir, e.nvlan, e.vlan = dir, k.nvlan, k.vlan
-		e.isn, e.data, e.win, e.opts = d.Seq, d.PayloadLen, d.Win, d.Opts
-		t.embryoAdd(e, d, ts, ref)
+		e.dir, e.isn, e.data = dir, d.Seq, d.PayloadLen
+		e.add(d, ts, ref)
 		return true
 	}
 	e := &et.slab[i]
-	if e.nvlan != k.nvlan || e.vlan != k.vlan || e.dir != dir || e.isn != d.Seq || int(e.nsyn) >= embryoSyns {
+	if e.key != k || e.dir != dir || e.isn != d.Seq || int(e.nsyn) >= embryoSyns {
 		return false // another VLAN, the other side, a new ISN, or too many: the full path decides
 	}
-	s := pktSig{t: ts, seq: d.Seq, ipid: d.IPID, tsval: d.Opts.TSval, plen: d.PayloadLen, win: d.Win, flags: d.Flags, valid: true}
-	if t.sigDuplicate(&e.sig, &s, d) {
+	n := e.nsyn - 1
+	prev := pktSig{t: e.last, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: e.tsval[n], win: e.win[n], flags: e.flags[n], valid: true}
+	s := pktSig{t: ts, seq: d.Seq, ack: d.Ack, ipid: d.IPID, tsval: d.Opts.TSval, win: d.Win, flags: d.Flags, valid: true}
+	if n == 0 {
+		prev.plen = e.data
+		s.plen = d.PayloadLen
+	}
+	if t.sigDuplicate(&prev, &s, d) {
 		t.sum.Duplicates++
 		return true
 	}
 	t.sum.SynRetransmits++
-	t.embryoAdd(e, d, ts, ref)
+	e.add(d, ts, ref)
 	// A retransmit renews it: move it to the back of the LRU list.
 	et.unlink(i)
 	et.pushBack(i)
 	return true
 }
 
-func (t *Tracker) embryoAdd(e *embryo, d *Decoded, ts int64, ref PacketRef) {
+func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
 	n := e.nsyn
-	e.times[n], e.refs[n], e.tsval[n], e.flags[n] = ts, ref, d.Opts.TSval, d.Flags
+	e.times[n], e.refs[n], e.tsval[n], e.flags[n] = ts, packRef(ref), d.Opts.TSval, d.Flags
+	e.win[n], e.opts[n] = d.Win, d.Opts
 	e.nsyn++
-	if ts > e.last {
-		e.last = ts
-	}
-	e.sig = pktSig{t: ts, seq: d.Seq, ipid: d.IPID, tsval: d.Opts.TSval, plen: d.PayloadLen, win: d.Win, flags: d.Flags, valid: true}
+	e.ipid, e.ack = d.IPID, d.Ack
+	e.last = max(e.last, ts)
 }
 
 // hatchEmbryo turns the embryo under the packet's 4-tuple, if any, into a full
 // flow, so that the packet (an answer, or anything but a SYN retransmit) is
 // tracked as usual.
 func (t *Tracker) hatchEmbryo(k flowKey) {
-	uk := untagged(k)
-	i, ok := t.embryos.index[uk]
+	i, ok := t.embryos.index[untagged(k)]
 	if !ok {
 		return
 	}
 	e := &t.embryos.slab[i]
-	ek := uk
-	ek.nvlan, ek.vlan = e.nvlan, e.vlan
-	if t.flows[ek] == nil {
-		f := t.newFlow(ek)
+	if t.flows[e.key] == nil {
+		f := t.newFlow(e.key)
 		t.replayEmbryo(f, e)
 	}
 	t.embryos.remove(i)
@@ -176,10 +177,8 @@ func (t *Tracker) hatchEmbryo(k flowKey) {
 // finishEmbryo judges and emits the embryo in slot i.
 func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 	e := &t.embryos.slab[i]
-	k := t.embryos.keys[i]
-	k.nvlan, k.vlan = e.nvlan, e.vlan
 	f := &t.scratch
-	*f = flow{key: k}
+	*f = flow{key: e.key}
 	t.replayEmbryo(f, e)
 	f.at.Evicted = evicted
 	t.embryos.remove(i)
@@ -189,16 +188,14 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 // replayEmbryo builds the flow's attempt from the embryo, as if its SYNs had
 // gone through the full path.
 func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
-	a := t.newAttempt(f, e.dir, e.times[0], e.refs[0])
+	a := t.newAttempt(f, e.dir, e.times[0], unpackRef(e.refs[0]))
 	t.sum.Attempts-- // newAttempt counted it again; the embryo has its id
 	a.ID = e.id
 	var d Decoded
 	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, f.key.v6
-	d.Seq, d.Win = e.isn, e.win
+	d.Seq = e.isn
 	for n := 0; n < int(e.nsyn); n++ {
-		d.Flags = e.flags[n]
-		d.Opts = e.opts
-		d.Opts.TSval = e.tsval[n]
+		d.Flags, d.Win, d.Opts = e.flags[n], e.win[n], e.opts[n]
 		d.PayloadLen, d.PayloadCap = 0, 0
 		if n == 0 {
 			d.PayloadLen, d.PayloadCap = e.data, e.data
@@ -214,7 +211,7 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 		if n > 0 {
 			note = NoteSYNRetransmit
 		}
-		a.record(Event{Time: e.times[n], Ref: e.refs[n], Dir: SideClient, Flags: d.Flags, Seq: d.Seq, Len: d.PayloadLen, Win: d.Win, Opts: d.Opts, Note: note})
+		a.record(Event{Time: e.times[n], Ref: unpackRef(e.refs[n]), Dir: SideClient, Flags: d.Flags, Seq: d.Seq, Len: d.PayloadLen, Win: d.Win, Opts: d.Opts, Note: note})
 		a.PktsClient++
 		if d.PayloadLen > 0 && a.FirstDataClient == 0 {
 			a.FirstDataClient = e.times[n]
@@ -225,7 +222,11 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 	a.End = e.last
 	f.lastHS = e.last
 	f.last = t.now
-	f.sig[e.dir][0] = e.sig
+	n := e.nsyn - 1
+	f.sig[e.dir][0] = pktSig{t: e.times[n], seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: e.tsval[n], win: e.win[n], flags: e.flags[n], valid: true}
+	if n == 0 {
+		f.sig[e.dir][0].plen = e.data
+	}
 }
 
 // expireEmbryos finishes embryos whose last SYN is older than the handshake

@@ -1,7 +1,7 @@
 package analyze
 
 import (
-	"hash/maphash"
+	"encoding/binary"
 	"math"
 	"net/netip"
 	"slices"
@@ -111,11 +111,10 @@ type clientSet struct {
 	regs  *[1024]uint8
 }
 
-var hashSeed = maphash.MakeSeed()
-
+// addrHash is fixed (no random seed), so estimates are the same on every run.
 func addrHash(a netip.Addr) uint64 {
 	b := a.As16()
-	return maphash.Bytes(hashSeed, b[:])
+	return mix(binary.LittleEndian.Uint64(b[:8]) ^ mix(binary.LittleEndian.Uint64(b[8:])+0x9e3779b97f4a7c15))
 }
 
 func (c *clientSet) add(a netip.Addr) {
@@ -767,7 +766,7 @@ func (x *Incidents) Finish(sum *Summary) *Result {
 	}
 	all = append(all, x.timestampFindings()...)
 	for _, inc := range all {
-		inc.Clients = inc.clients.count()
+		inc.Clients = min(inc.clients.count(), inc.Attempts) // the estimate may overshoot
 		inc.DelayP50, inc.DelayMax = inc.delays.quantile(0.5), inc.delays.max
 		sort.Slice(inc.Samples, func(i, j int) bool { return attemptAfter(inc.Samples[j], inc.Samples[i]) })
 		if ss := x.servers[inc.Server]; ss != nil {

@@ -28,6 +28,10 @@ type Config struct {
 	// MaxFlows caps the flows tracked at once; the least recently active
 	// is finished early (and counted as evicted) to make room.
 	MaxFlows int
+	// MaxSYNOnly caps the flows that have seen only SYNs (about 200 bytes
+	// each): it must hold the SYNs of SynTimeout at the highest SYN rate to
+	// be judged, or they are judged early (undetermined) and counted.
+	MaxSYNOnly int
 }
 
 // DefaultConfig returns the defaults documented in README.md.
@@ -39,6 +43,7 @@ func DefaultConfig() Config {
 		ClosedLinger:    2 * time.Minute,
 		DupWindow:       5 * time.Millisecond,
 		MaxFlows:        1 << 18,
+		MaxSYNOnly:      1 << 19,
 	}
 }
 
@@ -208,8 +213,11 @@ func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 	if cfg.MaxFlows <= 0 {
 		cfg.MaxFlows = def.MaxFlows
 	}
+	if cfg.MaxSYNOnly <= 0 {
+		cfg.MaxSYNOnly = def.MaxSYNOnly
+	}
 	t := &Tracker{cfg: cfg, flows: make(map[flowKey]*flow, 1024), byTuple: make(map[flowKey]*flow, 1024), sum: sum, emit: emit}
-	t.embryos = newEmbryos(cfg.MaxFlows)
+	t.embryos = newEmbryos(cfg.MaxSYNOnly)
 	t.idle[listHandshake] = int64(cfg.HandshakeIdle)
 	t.idle[listOpen] = int64(cfg.EstablishedIdle)
 	t.idle[listClosed] = int64(cfg.ClosedLinger)

@@ -47,7 +47,7 @@ func synFlood(t testing.TB, n int) []Packet {
 
 func TestEvictionIsCountedAndOutcomesStillSum(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxFlows = 4
+	cfg.MaxFlows, cfg.MaxSYNOnly = 4, 4
 	s, atts := run(cfg, synFlood(t, 10))
 	if s.Attempts != 11 || uint64(len(atts)) != s.Attempts {
 		t.Fatalf("attempts %d, emitted %d, want 11", s.Attempts, len(atts))
