@@ -40,6 +40,7 @@ type Settings struct {
 	HandshakeIdleS   float64 `json:"handshake_idle_s"`
 	EstablishedIdleS float64 `json:"established_idle_s"`
 	MaxFlows         int     `json:"max_flows"`
+	MaxSYNOnly       int     `json:"max_syn_only"`
 	MaxListed        int     `json:"max_listed"`
 	IncidentGapS     float64 `json:"incident_gap_s"`
 	SlowS            float64 `json:"slow_s"`

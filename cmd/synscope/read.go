@@ -74,7 +74,8 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	fs.DurationVar(&cfg.tracker.SynTimeout, "syn-timeout", cfg.tracker.SynTimeout, "a SYN unanswered this long (while the capture runs on) is unanswered, not undetermined")
 	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
 	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
-	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (answered, and SYN-only, each); the least recently active are evicted and counted")
+	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (beyond SYN-only ones); the least recently active are evicted and counted")
+	fs.IntVar(&cfg.tracker.MaxSYNOnly, "max-syn-only", cfg.tracker.MaxSYNOnly, "track at most this many flows that have seen only SYNs (~180 bytes each; a SYN flood fills them); the oldest are judged early and counted as evicted")
 	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
 	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
 	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
@@ -366,6 +367,7 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 			HandshakeIdleS:   cfg.tracker.HandshakeIdle.Seconds(),
 			EstablishedIdleS: cfg.tracker.EstablishedIdle.Seconds(),
 			MaxFlows:         cfg.tracker.MaxFlows,
+			MaxSYNOnly:       cfg.tracker.MaxSYNOnly,
 			MaxListed:        cfg.maxListed,
 			IncidentGapS:     cfg.incidents.Gap.Seconds(),
 			SlowS:            cfg.incidents.Slow.Seconds(),
@@ -373,8 +375,8 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 		IncidentsOmitted: res.Omitted,
 		Series:           report.NewSeries(&res.Series),
 		Distributions:    report.NewDistributions(res),
-		Listing:         "anomalous",
-		AttemptsOmitted: col.omitted,
+		Listing:          "anomalous",
+		AttemptsOmitted:  col.omitted,
 	}
 	if cfg.all {
 		rep.Listing = "all"
