@@ -190,7 +190,8 @@ func (c *clientSet) count() uint64 {
 }
 
 // sample keeps up to sampleMax values, chosen by a hash of the attempt id so
-// that the choice does not depend on arrival order.
+// that the choice does not depend on arrival order: the values with the
+// smallest keys (a bottom-k sample), in a max-heap on the key.
 type sample struct {
 	vals []sampleVal
 	n    uint64
@@ -218,28 +219,12 @@ func (s *sample) add(id uint64, v time.Duration) {
 	if v > s.max {
 		s.max = v
 	}
-	k := mix(id)
-	if len(s.vals) < sampleMax {
-		s.vals = append(s.vals, sampleVal{k, v})
-		return
-	}
-	// Keep the values with the smallest keys: a bottom-k sample.
-	j := 0
-	for i := range s.vals {
-		if s.vals[i].key > s.vals[j].key {
-			j = i
-		}
-	}
-	if k < s.vals[j].key {
-		s.vals[j] = sampleVal{k, v}
-	}
+	s.addKeyed(sampleVal{mix(id), v})
 }
 
 func (s *sample) merge(o *sample) {
 	for _, x := range o.vals {
-		n := s.n
 		s.addKeyed(x)
-		s.n = n
 	}
 	s.n += o.n
 	if o.max > s.max {
@@ -248,18 +233,37 @@ func (s *sample) merge(o *sample) {
 }
 
 func (s *sample) addKeyed(x sampleVal) {
-	if len(s.vals) < sampleMax {
-		s.vals = append(s.vals, x)
+	h := s.vals
+	if len(h) < sampleMax {
+		h = append(h, x)
+		for i := len(h) - 1; i > 0; { // sift up
+			p := (i - 1) / 2
+			if h[p].key >= h[i].key {
+				break
+			}
+			h[p], h[i] = h[i], h[p]
+			i = p
+		}
+		s.vals = h
 		return
 	}
-	j := 0
-	for i := range s.vals {
-		if s.vals[i].key > s.vals[j].key {
-			j = i
-		}
+	if x.key >= h[0].key {
+		return
 	}
-	if x.key < s.vals[j].key {
-		s.vals[j] = x
+	h[0] = x
+	for i := 0; ; { // sift down
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(h) && h[l].key > h[m].key {
+			m = l
+		}
+		if r < len(h) && h[r].key > h[m].key {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
 	}
 }
 
