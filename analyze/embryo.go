@@ -28,38 +28,112 @@ type embryo struct {
 	win        [embryoSyns]uint16
 	flags      [embryoSyns]uint8
 	nsyn       uint8
-	dir        uint8 // key side of the client
+	dir        uint8  // key side of the client
+	hash       uint32 // keyHash of the untagged key
+	slot       int32  // where the index holds it (kept up to date by shifts)
 	opts       [embryoSyns]Options
 }
 
 func packRef(r PacketRef) uint64   { return uint64(uint16(r.Source))<<48 | r.Num&(1<<48-1) }
 func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Num: v & (1<<48 - 1)} }
 
-// embryos is the table. It is indexed by the untagged 4-tuple, so an answer
-// arriving with other VLAN tags still finds its SYN.
+// embryos is the table: a slab of records in fixed chunks (never copied,
+// never scanned by the GC) and an open-addressing index with linear probing
+// and backward-shift deletion, so the churn of a flood (an insert and a
+// delete per SYN) leaves no tombstones behind. The index is keyed by the
+// untagged 4-tuple, so an answer arriving with other VLAN tags still finds
+// its SYN; each record keeps its full key.
 type embryos struct {
-	index      map[flowKey]int32
-	slab       []embryo
+	slots      []uint64 // 0 empty; else hash<<32 | slab index+1
+	n          int
+	chunks     [][]embryo
+	nslab      int32
 	free       []int32
 	head, tail int32
 	max        int
 }
 
+const (
+	chunkShift = 12
+	chunkSize  = 1 << chunkShift
+)
+
 func newEmbryos(max int) *embryos {
-	return &embryos{index: make(map[flowKey]int32, 1024), head: -1, tail: -1, max: max}
+	return &embryos{slots: make([]uint64, 1024), head: -1, tail: -1, max: max}
 }
 
-func (t *embryos) len() int { return len(t.index) }
+func (t *embryos) len() int { return t.n }
+
+func (t *embryos) at(i int32) *embryo { return &t.chunks[i>>chunkShift][i&(chunkSize-1)] }
+
+// keyHash hashes the untagged 4-tuple (fixed function: lookups only, the
+// results never depend on it).
+func keyHash(k *flowKey) uint32 {
+	lo := func(b *[16]byte, o int) uint64 {
+		return uint64(b[o]) | uint64(b[o+1])<<8 | uint64(b[o+2])<<16 | uint64(b[o+3])<<24 |
+			uint64(b[o+4])<<32 | uint64(b[o+5])<<40 | uint64(b[o+6])<<48 | uint64(b[o+7])<<56
+	}
+	h := mix(lo(&k.a, 0) ^ 0x9e3779b97f4a7c15)
+	h = mix(h ^ lo(&k.a, 8))
+	h = mix(h ^ lo(&k.b, 0))
+	h = mix(h ^ lo(&k.b, 8))
+	h = mix(h ^ uint64(k.pa)<<16 ^ uint64(k.pb))
+	return uint32(h) | 1 // never 0, so an occupied slot is never 0
+}
+
+// find returns the slot holding k's embryo (and its index), or the empty
+// slot where it would go; h is keyHash of the untagged key.
+func (t *embryos) find(k *flowKey, h uint32) (slot int, idx int32, ok bool) {
+	uk := untagged(*k)
+	mask := len(t.slots) - 1
+	for pos := int(h) & mask; ; pos = (pos + 1) & mask {
+		s := t.slots[pos]
+		if s == 0 {
+			return pos, -1, false
+		}
+		if uint32(s>>32) == h {
+			i := int32(uint32(s)) - 1
+			if untagged(t.at(i).key) == uk {
+				return pos, i, true
+			}
+		}
+	}
+}
+
+// lookup finds k's embryo; it also returns the key's hash for alloc.
+func (t *embryos) lookup(k flowKey) (int32, uint32, bool) {
+	uk := untagged(k)
+	h := keyHash(&uk)
+	_, i, ok := t.find(&k, h)
+	return i, h, ok
+}
+
+func (t *embryos) grow() {
+	old := t.slots
+	t.slots = make([]uint64, 2*len(old))
+	mask := len(t.slots) - 1
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		pos := int(uint32(s>>32)) & mask
+		for t.slots[pos] != 0 {
+			pos = (pos + 1) & mask
+		}
+		t.slots[pos] = s
+		t.at(int32(uint32(s)) - 1).slot = int32(pos)
+	}
+}
 
 func (t *embryos) unlink(i int32) {
-	e := &t.slab[i]
+	e := t.at(i)
 	if e.prev >= 0 {
-		t.slab[e.prev].next = e.next
+		t.at(e.prev).next = e.next
 	} else {
 		t.head = e.next
 	}
 	if e.next >= 0 {
-		t.slab[e.next].prev = e.prev
+		t.at(e.next).prev = e.prev
 	} else {
 		t.tail = e.prev
 	}
@@ -67,36 +141,59 @@ func (t *embryos) unlink(i int32) {
 }
 
 func (t *embryos) pushBack(i int32) {
-	e := &t.slab[i]
+	e := t.at(i)
 	e.prev, e.next = t.tail, -1
 	if t.tail >= 0 {
-		t.slab[t.tail].next = i
+		t.at(t.tail).next = i
 	} else {
 		t.head = i
 	}
 	t.tail = i
 }
 
-// alloc returns a free slot for k, linked at the back.
-func (t *embryos) alloc(k flowKey) int32 {
+// alloc returns a free slot for k (not in the table; h its keyHash),
+// linked at the back.
+func (t *embryos) alloc(k flowKey, h uint32) int32 {
+	if 2*(t.n+1) > len(t.slots) {
+		t.grow()
+	}
 	var i int32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		i = int32(len(t.slab))
-		t.slab = append(t.slab, embryo{})
+		if int(t.nslab)>>chunkShift == len(t.chunks) {
+			t.chunks = append(t.chunks, make([]embryo, chunkSize))
+		}
+		i = t.nslab
+		t.nslab++
 	}
-	t.slab[i] = embryo{key: k, prev: -1, next: -1}
-	t.index[untagged(k)] = i
+	slot, _, _ := t.find(&k, h)
+	*t.at(i) = embryo{key: k, prev: -1, next: -1, hash: h, slot: int32(slot)}
+	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
+	t.n++
 	t.pushBack(i)
 	return i
 }
 
-// remove forgets slot i.
+// remove forgets slab index i, closing the gap in the index by shifting
+// later entries of the probe run back (no tombstones).
 func (t *embryos) remove(i int32) {
 	t.unlink(i)
-	delete(t.index, untagged(t.slab[i].key))
+	slot := int(t.at(i).slot)
+	mask := len(t.slots) - 1
+	t.slots[slot] = 0
+	for j := (slot + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
+		want := int(uint32(t.slots[j]>>32)) & mask
+		// Move j back to the hole unless its wanted place lies
+		// cyclically in (hole, j].
+		if (j > slot && (want <= slot || want > j)) || (j < slot && want <= slot && want > j) {
+			t.slots[slot], t.slots[j] = t.slots[j], 0
+			t.at(int32(uint32(t.slots[slot])) - 1).slot = int32(slot)
+			slot = j
+		}
+	}
+	t.n--
 	t.free = append(t.free, i)
 }
 
@@ -112,21 +209,21 @@ func pureSYN(d *Decoded) bool {
 // packet as a full flow (after hatching any embryo in the way).
 func (t *Tracker) embryoSYN(k flowKey, dir uint8, d *Decoded, ts int64, ref PacketRef) bool {
 	et := t.embryos
-	i, ok := et.index[untagged(k)]
+	i, h, ok := et.lookup(k)
 	if !ok {
 		if et.len() >= et.max {
 			t.sum.Evicted++
 			t.finishEmbryo(et.head, true)
 		}
-		i = et.alloc(k)
-		e := &et.slab[i]
+		i = et.alloc(k, h)
+		e := et.at(i)
 		t.sum.Attempts++
 		e.id = t.sum.Attempts
 		e.dir, e.isn, e.data = dir, d.Seq, d.PayloadLen
 		e.add(d, ts, ref)
 		return true
 	}
-	e := &et.slab[i]
+	e := et.at(i)
 	if e.key != k || e.dir != dir || e.isn != d.Seq || int(e.nsyn) >= embryoSyns {
 		return false // another VLAN, the other side, a new ISN, or too many: the full path decides
 	}
@@ -162,11 +259,11 @@ func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
 // flow, so that the packet (an answer, or anything but a SYN retransmit) is
 // tracked as usual.
 func (t *Tracker) hatchEmbryo(k flowKey) {
-	i, ok := t.embryos.index[untagged(k)]
+	i, _, ok := t.embryos.lookup(k)
 	if !ok {
 		return
 	}
-	e := &t.embryos.slab[i]
+	e := t.embryos.at(i)
 	if t.flows[e.key] == nil {
 		f := t.newFlow(e.key)
 		t.replayEmbryo(f, e)
@@ -176,7 +273,7 @@ func (t *Tracker) hatchEmbryo(k flowKey) {
 
 // finishEmbryo judges and emits the embryo in slot i.
 func (t *Tracker) finishEmbryo(i int32, evicted bool) {
-	e := &t.embryos.slab[i]
+	e := t.embryos.at(i)
 	f := &t.scratch
 	*f = flow{key: e.key}
 	t.replayEmbryo(f, e)
@@ -234,7 +331,7 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 // oldest is at the head.
 func (t *Tracker) expireEmbryos() {
 	et := t.embryos
-	for et.head >= 0 && t.now-et.slab[et.head].last > t.idle[listHandshake] {
+	for et.head >= 0 && t.now-et.at(et.head).last > t.idle[listHandshake] {
 		t.finishEmbryo(et.head, false)
 	}
 }

@@ -410,6 +410,10 @@ type serverStats struct {
 type Incidents struct {
 	cfg     IncidentConfig
 	groups  map[groupKey][]*Incident
+	// The last server and group looked up: floods and bursts hit the same
+	// ones attempt after attempt.
+	lastServer netip.AddrPort
+	lastSS     *serverStats
 	n       int
 	Omitted uint64 // incidents beyond MaxIncidents
 
@@ -528,13 +532,18 @@ func (x *Incidents) count(a *Attempt) (kept bool) {
 	if !a.HasISN {
 		return false
 	}
-	ss := x.servers[a.Server]
+	ss := x.lastSS
+	if ss == nil || a.Server != x.lastServer {
+		ss = x.servers[a.Server]
+		x.lastServer, x.lastSS = a.Server, ss
+	}
 	if ss == nil {
 		if len(x.servers) >= x.cfg.MaxServers {
 			x.ServersOmitted++
 		} else {
 			ss = &serverStats{buckets: map[int64]uint64{}}
 			x.servers[a.Server] = ss
+			x.lastServer, x.lastSS = a.Server, ss
 		}
 	}
 	if ss != nil {

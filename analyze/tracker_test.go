@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -163,5 +164,44 @@ func TestPipelineMatchesSerial(t *testing.T) {
 	SortAttempts(a2)
 	if !reflect.DeepEqual(a1, a2) || !reflect.DeepEqual(*s1, *an.Summary()) {
 		t.Fatal("pipeline and serial analysis disagree")
+	}
+}
+
+// The embryo index (open addressing, backward-shift deletion) agrees with a
+// Go map under heavy churn.
+func TestEmbryoIndexChurn(t *testing.T) {
+	et := newEmbryos(1 << 20)
+	ref := map[flowKey]int32{}
+	r := rand.New(rand.NewPCG(7, 9))
+	key := func(n uint32) flowKey {
+		var k flowKey
+		k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
+		k.b[0], k.pa, k.pb = 192, uint16(n*7), 443
+		return k
+	}
+	for step := 0; step < 200000; step++ {
+		n := r.Uint32N(5000)
+		k := key(n)
+		if i, ok := ref[k]; ok {
+			if got, _, ok2 := et.lookup(k); !ok2 || got != i {
+				t.Fatalf("step %d: lookup %v = %d,%v; want %d", step, n, got, ok2, i)
+			}
+			et.remove(i)
+			delete(ref, k)
+		} else {
+			_, h, ok2 := et.lookup(k)
+			if ok2 {
+				t.Fatalf("step %d: found a removed key", step)
+			}
+			ref[k] = et.alloc(k, h)
+		}
+	}
+	if et.len() != len(ref) {
+		t.Fatalf("len %d, want %d", et.len(), len(ref))
+	}
+	for k, i := range ref {
+		if got, _, ok := et.lookup(k); !ok || got != i {
+			t.Fatalf("final lookup mismatch")
+		}
 	}
 }
