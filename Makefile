@@ -6,7 +6,7 @@ BIN     := bin/synscope
 SHOWCASE := testdata/pcaps/showcase.pcapng
 # Debian packages the tests use: tcpdump and tshark are the references the
 # filter and capture tests compare against.
-TEST_PKGS := tcpdump tshark
+TEST_PKGS := tcpdump tshark chromium
 
 .PHONY: all build run test deps vet bench fuzz testdata clean
 
@@ -37,8 +37,12 @@ vet:
 test: deps vet
 	$(GO) test -count=1 ./...
 
+# bench runs the Go benchmarks of ./capture and ./analyze, generates
+# bench/data/web-1g.pcap (1 GB) and bench/data/synflood-10m.pcap (10M SYNs)
+# unless they are up to date, and times synscope, tcpdump and tshark on both;
+# the table goes to stdout and bench/results-latest.md (see bench/run.sh).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./capture ./analyze
+	GO="$(GO)" BIN="$(BIN)" ./bench/run.sh
 
 # testdata regenerates the crafted captures (byte-identical on every run).
 testdata:

@@ -53,6 +53,12 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			cfg.stdin, cfg.stdout, cfg.stderr = stdin, stdout, stderr
 			err = runRead(ctx, cfg)
 		}
+	case "report":
+		var cfg *reportConfig
+		cfg, err = parseReport(args[1:], stderr)
+		if err == nil {
+			err = runReport(cfg, stdin, stdout)
+		}
 	case "version", "--version":
 		fmt.Fprintln(stdout, "synscope", version)
 	case "help", "-h", "--help":
@@ -81,6 +87,7 @@ const topUsage = `synscope: find failed TCP connection attempts and say why they
 
 Usage:
   synscope read [flags] FILE... [FILTER]   analyse pcap/pcapng files (- for stdin)
+  synscope report [flags] FILE.json        render a saved JSON report as text, markdown, html or json
   synscope version                         print the version
   synscope help                            this text
 

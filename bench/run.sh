@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# bench/run.sh: the end-to-end benchmark behind `make bench`.
+#
+#   1. the Go benchmarks of ./capture and ./analyze;
+#   2. bench/data/web-1g.pcap and bench/data/synflood-10m.pcap, made by
+#      internal/benchgen (byte-identical every time; not regenerated when
+#      their .sha256 sidecar says they are up to date);
+#   3. for each file, after one warm-up read (cat > /dev/null): synscope
+#      (text report, then JSON report), tcpdump with a SYN/FIN/RST filter and
+#      tshark with a display filter needing TCP analysis, each RUNS times,
+#      timed with /usr/bin/time (wall seconds, peak RSS); the medians go into
+#      a table on stdout and, in markdown, into bench/results-latest.md,
+#      with synscope's JSON summary next to what the generator planted.
+#
+# Environment (all optional):
+#   GO=go  BIN=bin/synscope  DATA=bench/data  OUT=bench/results-latest.md
+#   RUNS=3             timed runs per tool and file (the median is reported)
+#   SLOW=180           a tool whose first run takes longer (s) is not repeated
+#   TSHARK_TIMEOUT=600 seconds before a tshark run is killed ("timeout")
+#   TSHARK_MIN_GB=8    skip tshark when less memory is available (or less than
+#                      2 GB + 1.5 KB per connection attempt, 16 GB for the flood)
+#   SKIP_GO_BENCH=1    skip step 1
+#   FILES="web-1g.pcap synflood-10m.pcap"
+#
+# It never sleeps; it exits non-zero when synscope or the Go benchmarks fail
+# (the other tools' failures are reported in the table).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+BIN=${BIN:-bin/synscope}
+DATA=${DATA:-bench/data}
+OUT=${OUT:-bench/results-latest.md}
+RUNS=${RUNS:-3}
+SLOW=${SLOW:-180}
+TSHARK_TIMEOUT=${TSHARK_TIMEOUT:-600}
+TSHARK_MIN_GB=${TSHARK_MIN_GB:-8}
+FILES=${FILES:-web-1g.pcap synflood-10m.pcap}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+status=0
+
+# --- tools -----------------------------------------------------------------
+
+# ensure_pkgs CMD:PACKAGE...: installs the Debian packages of the missing
+# commands with apt-get, as `make deps` does (only what is missing).
+ensure_pkgs() {
+	local missing=() cp
+	for cp in "$@"; do
+		[ -x "${cp%%:*}" ] || command -v "${cp%%:*}" >/dev/null 2>&1 || missing+=("${cp#*:}")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
+	if ! command -v apt-get >/dev/null 2>&1; then
+		say "missing: ${missing[*]} (no apt-get here to install them): the rows that need them are skipped"
+		return 0
+	fi
+	local sudo=""
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	say "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+		{ $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+		say "could not install: ${missing[*]}: the rows that need them are skipped"
+}
+ensure_pkgs /usr/bin/time:time tcpdump:tcpdump tshark:tshark timeout:coreutils
+[ -x /usr/bin/time ] || die "/usr/bin/time (Debian package time) is needed to measure wall time and peak RSS"
+command -v "$GO" >/dev/null || die "$GO not found: Go 1.26 is needed"
+[ -x "$BIN" ] || die "$BIN not found: run make build (or make bench)"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$DATA"
+
+# --- 1. Go benchmarks ------------------------------------------------------
+
+gobench=$DATA/go-bench.txt
+if [ "${SKIP_GO_BENCH:-0}" != 1 ]; then
+	say "Go benchmarks of ./capture and ./analyze"
+	if ! "$GO" test -run '^$' -bench . -benchmem ./capture ./analyze 2>&1 | tee "$gobench"; then
+		say "the Go benchmarks FAILED (output in $gobench); going on with the captures"
+		status=1
+	fi
+else
+	: >"$gobench"
+fi
+
+# --- 2. the captures -------------------------------------------------------
+
+say "generating the captures into $DATA (skipped when up to date)"
+"$GO" build -o bin/benchgen ./internal/benchgen/gen || die "could not build the generator"
+start=$(date +%s.%N)
+only=$(tr ' ' ',' <<<"$FILES")
+bin/benchgen -out "$DATA" -only "$only" | tee "$tmp/gen.txt" || die "generating the captures failed"
+gen_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+
+# --- 3. timing -------------------------------------------------------------
+
+# median: the median of the numbers on stdin.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+# measure TIMEOUT CMD...: runs CMD (stdout to /dev/null) RUNS times, or once
+# when the first run is slower than SLOW s; sets M_WALL, M_RSS (KB), M_RUNS
+# and M_STATUS (ok, timeout, "exit N").
+measure() {
+	local to=$1 i rc line t0
+	shift
+	: >"$tmp/walls"
+	: >"$tmp/rss"
+	M_STATUS=ok M_RUNS=0
+	for ((i = 1; i <= RUNS; i++)); do
+		rc=0
+		t0=$SECONDS
+		if [ "$to" != 0 ]; then
+			timeout -k 10 "$to" /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
+		else
+			/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
+		fi
+		if [ "$to" != 0 ] && { [ $rc = 124 ] || { [ $rc = 137 ] && [ $((SECONDS - t0)) -ge "$to" ]; }; }; then
+			M_STATUS=timeout
+			break
+		elif [ $rc = 137 ] || [ $rc = 9 ]; then
+			M_STATUS="killed (out of memory?)"
+			say "$* was killed after $((SECONDS - t0)) s"
+			break
+		elif [ $rc != 0 ]; then
+			M_STATUS="exit $rc"
+			say "$* failed (exit $rc):"
+			tail -n 5 "$tmp/stderr" >&2
+			break
+		fi
+		line=$(tail -n 1 "$tmp/time")
+		echo "${line% *}" >>"$tmp/walls"
+		echo "${line#* }" >>"$tmp/rss"
+		M_RUNS=$i
+		if awk -v w="${line% *}" -v s="$SLOW" 'BEGIN { exit !(w > s) }'; then
+			[ $i -lt "$RUNS" ] && say "  first run took ${line% *} s (> SLOW=$SLOW s): not repeated"
+			break
+		fi
+	done
+	M_WALL=$(median <"$tmp/walls")
+	M_RSS=$(median <"$tmp/rss")
+}
+
+# fmt_int: 1234567 -> 1,234,567
+fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
+
+rows=()    # file|tool|wall|pps|rss MB|runs|note
+summaries=()
+for name in $FILES; do
+	file=$DATA/$name
+	[ -f "$file" ] || die "$file is missing"
+	say "$name: warm-up read"
+	cat "$file" >/dev/null
+
+	# Packets (and the summary) from one untimed JSON run.
+	json=$DATA/${name%.pcap}.synscope.json
+	"$BIN" read --format json -o "$json" "$file" || die "synscope failed on $file"
+	packets=$(bin/benchgen -out "$DATA" -summary "$name=$json" | tee "$tmp/summary" |
+		sed -n 's/^- synscope: \([0-9]*\) packets.*/\1/p')
+	[ -n "$packets" ] || die "no packet count in synscope's summary of $file"
+	attempts=$(sed -n 's/^- synscope: [0-9]* packets, \([0-9]*\) attempts.*/\1/p' "$tmp/summary")
+	# tshark keeps about 1.5 KB per TCP conversation (14 GB for the flood's
+	# 10M spoofed SYNs) plus reassembly buffers: it needs at least that.
+	tshark_gb=$(awk -v a="${attempts:-0}" -v m="$TSHARK_MIN_GB" 'BEGIN { n = a * 1.5e3 / 2^30 + 2; printf "%.1f", (n > m ? n : m) }')
+	summaries+=("### $name ($(fmt_int "$packets") packets, $(awk -v b="$(stat -c %s "$file")" 'BEGIN { printf "%.2f GB", b / 1e9 }'))")
+	while IFS= read -r l; do summaries+=("$l"); done <"$tmp/summary"
+	summaries+=("")
+
+	declare -A wall=()
+	for tool in synscope synscope-json tcpdump tshark; do
+		note=""
+		case $tool in
+		synscope) cmd=("$BIN" read "$file") to=0 ;;
+		synscope-json) cmd=("$BIN" read --format json "$file") to=0 ;;
+		tcpdump)
+			command -v tcpdump >/dev/null || { rows+=("$name|tcpdump|-|-|-|0|not installed"); continue; }
+			cmd=(tcpdump -r "$file" -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0') to=0
+			;;
+		tshark)
+			command -v tshark >/dev/null || { rows+=("$name|tshark|-|-|-|0|not installed"); continue; }
+			avail=$(awk '/^MemAvailable:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+			if awk -v a="$avail" -v m="$tshark_gb" 'BEGIN { exit !(a < m) }'; then
+				say "$name: tshark skipped: $avail GB of memory available, it needs about $tshark_gb GB here"
+				rows+=("$name|tshark|-|-|-|0|skipped: $avail GB available, needs ~$tshark_gb GB")
+				continue
+			fi
+			cmd=(tshark -r "$file" -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission') to=$TSHARK_TIMEOUT
+			;;
+		esac
+		say "$name: $tool ($RUNS runs)"
+		measure "$to" "${cmd[@]}"
+		case $M_STATUS in
+		ok) ;;
+		timeout) note="timeout after ${TSHARK_TIMEOUT} s" ;;
+		*)
+			note="failed ($M_STATUS)"
+			[[ $tool == synscope* ]] && status=1
+			;;
+		esac
+		if [ "$M_RUNS" -gt 0 ] && [ "$M_STATUS" = ok ]; then
+			wall[$tool]=$M_WALL
+			pps=$(awk -v p="$packets" -v w="$M_WALL" 'BEGIN { print (w > 0 ? p / w : 0) }')
+			rows+=("$name|$tool|$M_WALL|$(fmt_int "$pps")|$(awk -v k="$M_RSS" 'BEGIN { printf "%.0f", k / 1024 }')|$M_RUNS|$note")
+		else
+			rows+=("$name|$tool|${M_STATUS}|-|-|$M_RUNS|$note")
+		fi
+		say "  $(tail -n 1 <<<"${rows[-1]}")"
+	done
+	ratio() { # ratio A B: wall[A]/wall[B] or -
+		if [ -n "${wall[$1]:-}" ] && [ -n "${wall[$2]:-}" ]; then
+			awk -v a="${wall[$1]}" -v b="${wall[$2]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
+		else
+			echo -
+		fi
+	}
+	rows+=("$name|ratio synscope/tcpdump wall|$(ratio synscope tcpdump)||||")
+	rows+=("$name|ratio tshark/synscope wall|$(ratio tshark synscope)||||")
+	unset wall
+done
+
+# --- 4. the table ----------------------------------------------------------
+
+hdr="file|tool|wall s|packets/s|peak RSS MB|runs|note"
+{
+	echo
+	printf '%s\n' "$hdr" "${rows[@]}" | awk -F'|' '
+		{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; if (NF > nf) nf = NF }
+		END { for (r = 1; r <= n; r++) { l = ""; for (i = 1; i <= nf; i++) l = l sprintf(i < 3 || i == 7 ? "%-*s  " : "%*s  ", w[i], c[r, i]); sub(/ +$/, "", l); print l } }'
+	echo
+} >&1
+
+git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- 2>/dev/null || git_rev="$git_rev (with uncommitted changes)"
+{
+	echo "## synscope benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo
+	echo "- commit $git_rev, $("$GO" version | cut -d' ' -f3-), $("$BIN" version 2>&1 | head -n 1)"
+	echo "- $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
+	echo "- $(tcpdump --version 2>&1 | head -n 1), $(tshark --version 2>/dev/null | head -n 1 | sed 's/ (Git.*//')"
+	echo "- median of $RUNS runs after a warm-up read (a tool slower than ${SLOW} s on its first run: 1 run); wall time and peak RSS from /usr/bin/time"
+	echo "- synscope: \`synscope read FILE > /dev/null\` (text) and \`--format json\`; tcpdump: \`tcpdump -r FILE -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0'\`; tshark: \`tshark -r FILE -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission' > /dev/null\`"
+	echo "- captures: internal/benchgen, $gen_s s to generate or check them"
+	echo
+	echo "| file | tool | wall s | packets/s | peak RSS MB | runs | note |"
+	echo "|---|---|---:|---:|---:|---:|---|"
+	for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+	echo
+	printf '%s\n' "${summaries[@]}"
+	if [ -s "$gobench" ]; then
+		echo "### Go benchmarks"
+		echo
+		echo '```'
+		grep -E '^(Benchmark|goos|goarch|cpu|pkg|ok|FAIL)' "$gobench" || true
+		echo '```'
+	fi
+} >"$OUT"
+printf '%s\n' "${summaries[@]}"
+say "markdown written to $OUT"
+exit $status
