@@ -3,6 +3,7 @@ package main
 import (
 	"container/heap"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,10 @@ type readConfig struct {
 	incidents analyze.IncidentConfig
 	cpuprof   string
 	memprof   string
+	bundle    string
+	payload   bool
+	anonymize bool
+	anonKey   string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -66,7 +71,7 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	fs := pflag.NewFlagSet("read", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	fs.StringVarP(&cfg.format, "format", "f", "text", "output format: text or json")
+	fs.StringVarP(&cfg.format, "format", "f", "text", "output format: text, json, markdown or html")
 	fs.StringVarP(&cfg.output, "output", "o", "-", "write the report to this file")
 	fs.BoolVar(&cfg.all, "attempts", false, "list every attempt, not only the anomalous ones")
 	fs.BoolVar(&cfg.timelines, "timelines", false, "include each listed attempt's packet timeline in JSON (anomalous attempts always have one)")
@@ -79,6 +84,10 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
 	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
 	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
+	fs.StringVar(&cfg.bundle, "bundle", "", "write a ticket bundle to this directory: report.md, report.html, report.json and incident-N.pcapng with each incident's sample packets")
+	fs.BoolVar(&cfg.payload, "bundle-payload", false, "keep packet payloads in the bundle's pcapng files (default: headers only)")
+	fs.BoolVar(&cfg.anonymize, "anonymize", false, "replace every IP address (reports and bundle packets) with a prefix-preserving pseudonym (Crypto-PAn)")
+	fs.StringVar(&cfg.anonKey, "anonymize-key", "", "the key for --anonymize (the same key gives the same mapping; default: a fresh random key per run, or $SYNSCOPE_ANONYMIZE_KEY)")
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile (pprof) to this file")
 	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile (pprof) to this file at the end")
 	_ = fs.MarkHidden("cpuprofile")
@@ -94,12 +103,20 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 		return nil, &usageError{err.Error()}
 	}
 	switch cfg.format {
-	case "text", "json":
+	case "text", "json", "markdown", "html":
 	default:
-		return nil, &usageError{fmt.Sprintf("unknown --format %q (want text or json)", cfg.format)}
+		return nil, &usageError{fmt.Sprintf("unknown --format %q (want text, json, markdown or html)", cfg.format)}
 	}
 	if cfg.maxListed < 0 {
 		return nil, &usageError{"--max-listed must not be negative"}
+	}
+	if cfg.anonKey != "" || cfg.payload {
+		if cfg.anonKey != "" {
+			cfg.anonymize = true
+		}
+		if cfg.payload && cfg.bundle == "" {
+			return nil, &usageError{"--bundle-payload needs --bundle"}
+		}
 	}
 	files, filter, err := splitFilesAndFilter(fs.Args())
 	if err != nil {
@@ -215,12 +232,26 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	var srcs []capture.Source
 	var failed []*capture.SourceInfo // sources that could not even be opened
 	var order []int                  // position of each opened source among the inputs
+	var inputOf []int32              // input position of each opened source
+	readPaths := append([]string(nil), cfg.files...)
 	for i, path := range cfg.files {
 		var s capture.Source
 		var err error
-		if path == "-" {
+		switch {
+		case path == "-" && cfg.bundle != "":
+			// A bundle reads the evidence packets back: keep stdin in a file.
+			var sp string
+			var cleanup func()
+			if sp, cleanup, err = capture.Spool(cfg.stdin); err == nil {
+				defer cleanup()
+				if s, err = capture.Open(sp); err == nil {
+					s.Info().Path = "-"
+					readPaths[i] = sp
+				}
+			}
+		case path == "-":
 			s, err = capture.NewReader(cfg.stdin, "-")
-		} else {
+		default:
 			s, err = capture.Open(path)
 		}
 		if err != nil { // the error names the file already
@@ -230,8 +261,8 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 			continue
 		}
 		order = append(order, len(srcs))
+		inputOf = append(inputOf, int32(i))
 		srcs = append(srcs, s)
-		_ = i
 	}
 
 	col := &collector{all: cfg.all, max: cfg.maxListed}
@@ -246,7 +277,7 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	if len(srcs) > 0 {
 		merged = capture.Merge(srcs).(*capture.Merger)
 		bar := newProgress(cfg.stderr, cfg.files, merged)
-		interrupted, pumpErr = pump(ctx, merged, an, bar)
+		interrupted, pumpErr = pump(ctx, merged, an, bar, inputOf)
 		bar.finish()
 		merged.Close()
 	}
@@ -301,8 +332,28 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	}
 
 	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
+	var anon *report.Anonymizer
+	if cfg.anonymize {
+		if anon, err = newAnonymizer(cfg.anonKey); err != nil {
+			return err
+		}
+		anon.Report(rep)
+	}
 	if err := writeReport(cfg, rep); err != nil {
 		return err
+	}
+	if cfg.bundle != "" {
+		extract := func(want map[int]map[uint64]bool, fn func(*report.RawPacket) error) error {
+			return capture.Extract(readPaths, want, func(p *capture.Packet) error {
+				return fn(&report.RawPacket{Source: p.Source, Num: p.Num, LinkType: p.LinkType, Time: p.Time, Data: p.Data, OrigLen: p.OrigLen})
+			})
+		}
+		if err := report.WriteBundle(cfg.bundle, rep, report.BundleOptions{Payload: cfg.payload, Anonymizer: anon}, extract); err != nil {
+			fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
+			damaged = true
+		} else {
+			fmt.Fprintf(cfg.stderr, "synscope: bundle written to %s (%d incidents)\n", cfg.bundle, len(rep.Incidents))
+		}
 	}
 	if damaged {
 		return errDamaged
@@ -323,7 +374,9 @@ func containsInfo(list []*capture.SourceInfo, in *capture.SourceInfo) bool {
 // cancelled (Ctrl-C: what was read so far is still reported). Large files are
 // memory-mapped: if one shrinks while it is read, the fault ends the reading
 // with an error instead of crashing, and the report covers what was read.
-func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *progress) (interrupted bool, err error) {
+// inputOf maps an opened source to its position among the inputs, so packet
+// references name the report's sources even when one failed to open.
+func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *progress, inputOf []int32) (interrupted bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -351,7 +404,7 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *pr
 			return false, nil // io.EOF, or every source has ended (errors stay in their infos)
 		}
 		ap = analyze.Packet{Data: p.Data, Time: p.Time, OrigLen: p.OrigLen, LinkType: p.LinkType,
-			Ref: analyze.PacketRef{Source: int32(p.Source), Num: p.Num}}
+			Ref: analyze.PacketRef{Source: inputOf[p.Source], Num: p.Num}}
 		pl.Packet(&ap)
 	}
 }
@@ -419,6 +472,10 @@ func writeReport(cfg *readConfig, rep *report.Report) error {
 	switch cfg.format {
 	case "json":
 		err = report.WriteJSON(w, rep)
+	case "markdown":
+		err = report.WriteMarkdown(w, rep)
+	case "html":
+		err = report.WriteHTML(w, rep)
 	default:
 		err = report.WriteText(w, rep)
 	}
@@ -431,6 +488,23 @@ func writeReport(cfg *readConfig, rep *report.Report) error {
 		return fmt.Errorf("writing report: %w", err)
 	}
 	return nil
+}
+
+// newAnonymizer builds the anonymiser from the key, $SYNSCOPE_ANONYMIZE_KEY,
+// or a random key (then the mapping differs on every run, which is what a
+// one-off ticket wants).
+func newAnonymizer(key string) (*report.Anonymizer, error) {
+	if key == "" {
+		key = os.Getenv("SYNSCOPE_ANONYMIZE_KEY")
+	}
+	if key == "" {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("anonymize: %w", err)
+		}
+		return report.NewAnonymizerSecret(b), nil
+	}
+	return report.NewAnonymizer([]byte(key)), nil
 }
 
 // startProfiles starts CPU profiling and arranges a heap profile at the end;
