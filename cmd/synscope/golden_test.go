@@ -1,7 +1,7 @@
 package main
 
-// Golden tests: every capture in testdata/pcaps has its report, in text and
-// in JSON, under testdata/golden. `go test ./cmd/synscope -run Golden -update`
+// Golden tests: every capture in testdata/pcaps has its report in every
+// format (text, JSON, Markdown, HTML) under testdata/golden. `go test ./cmd/synscope -run Golden -update`
 // rewrites them; review the diff. EXPECT.tsv states, independently of the
 // goldens, what a correct analyser must say about each crafted attempt.
 
@@ -51,7 +51,7 @@ func TestGolden(t *testing.T) {
 	for _, path := range captures(t) {
 		name := filepath.Base(path)
 		t.Run(name, func(t *testing.T) {
-			for _, f := range []struct{ ext, format string }{{".txt", "text"}, {".json", "json"}} {
+			for _, f := range []struct{ ext, format string }{{".txt", "text"}, {".json", "json"}, {".md", "markdown"}, {".html", "html"}} {
 				got := runCapture(t, "--attempts", "--format", f.format, path)
 				golden := filepath.Join("testdata", "golden", name+f.ext)
 				if *update {
