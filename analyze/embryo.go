@@ -30,7 +30,6 @@ type embryo struct {
 	nsyn       uint8
 	dir        uint8  // key side of the client
 	hash       uint32 // keyHash of the untagged key
-	slot       int32  // where the index holds it (kept up to date by shifts)
 	opts       [embryoSyns]Options
 }
 
@@ -121,7 +120,6 @@ func (t *embryos) grow() {
 			pos = (pos + 1) & mask
 		}
 		t.slots[pos] = s
-		t.at(int32(uint32(s)) - 1).slot = int32(pos)
 	}
 }
 
@@ -169,7 +167,7 @@ func (t *embryos) alloc(k flowKey, h uint32) int32 {
 		t.nslab++
 	}
 	slot, _, _ := t.find(&k, h)
-	*t.at(i) = embryo{key: k, prev: -1, next: -1, hash: h, slot: int32(slot)}
+	*t.at(i) = embryo{key: k, prev: -1, next: -1, hash: h}
 	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
 	t.n++
 	t.pushBack(i)
@@ -180,8 +178,14 @@ func (t *embryos) alloc(k flowKey, h uint32) int32 {
 // later entries of the probe run back (no tombstones).
 func (t *embryos) remove(i int32) {
 	t.unlink(i)
-	slot := int(t.at(i).slot)
+	// Find i's slot from its hash, comparing slab indices only (no key
+	// compare, no slab access).
 	mask := len(t.slots) - 1
+	want := uint64(t.at(i).hash)<<32 | uint64(uint32(i+1))
+	slot := int(t.at(i).hash) & mask
+	for t.slots[slot] != want {
+		slot = (slot + 1) & mask
+	}
 	t.slots[slot] = 0
 	for j := (slot + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
 		want := int(uint32(t.slots[j]>>32)) & mask
@@ -189,7 +193,6 @@ func (t *embryos) remove(i int32) {
 		// cyclically in (hole, j].
 		if (j > slot && (want <= slot || want > j)) || (j < slot && want <= slot && want > j) {
 			t.slots[slot], t.slots[j] = t.slots[j], 0
-			t.at(int32(uint32(t.slots[slot])) - 1).slot = int32(slot)
 			slot = j
 		}
 	}

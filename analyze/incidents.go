@@ -408,14 +408,17 @@ type serverStats struct {
 
 // Incidents accumulates finished attempts into incidents.
 type Incidents struct {
-	cfg     IncidentConfig
-	groups  map[groupKey][]*Incident
+	cfg    IncidentConfig
+	groups map[groupKey][]*Incident
 	// The last server and group looked up: floods and bursts hit the same
 	// ones attempt after attempt.
 	lastServer netip.AddrPort
 	lastSS     *serverStats
-	n       int
-	Omitted uint64 // incidents beyond MaxIncidents
+	lastKey    groupKey
+	lastList   []*Incident
+	lastOK     bool
+	n          int
+	Omitted    uint64 // incidents beyond MaxIncidents
 
 	servers        map[netip.AddrPort]*serverStats
 	ServersOmitted uint64
@@ -620,7 +623,12 @@ func (x *Incidents) watchProber(a *Attempt) {
 // incidents that the new attempt brings within the gap of each other.
 func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 	gap := int64(x.cfg.Gap)
-	list := x.groups[k]
+	var list []*Incident
+	if x.lastOK && k == x.lastKey {
+		list = x.lastList
+	} else {
+		list = x.groups[k]
+	}
 	i := sort.Search(len(list), func(i int) bool { return list[i].End+gap >= at })
 	var inc *Incident
 	if i < len(list) && list[i].Start-gap <= at {
@@ -648,7 +656,10 @@ func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 		list = slices.Delete(list, i-1, i)
 		i--
 	}
-	x.groups[k] = list
+	if !x.lastOK || k != x.lastKey || len(list) != len(x.lastList) || (len(list) > 0 && &list[0] != &x.lastList[0]) {
+		x.groups[k] = list
+	}
+	x.lastKey, x.lastList, x.lastOK = k, list, true
 	return inc
 }
 
