@@ -8,7 +8,7 @@ SHOWCASE := testdata/pcaps/showcase.pcapng
 # filter and capture tests compare against.
 TEST_PKGS := tcpdump tshark chromium
 
-.PHONY: all build run test deps vet bench fuzz testdata clean
+.PHONY: all build run test deps vet bench fuzz fuzz-brief testdata clean
 
 all: build
 
@@ -36,6 +36,21 @@ vet:
 
 test: deps vet
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-brief
+
+# Fuzz targets, as package:Target. `make fuzz` runs each for FUZZTIME;
+# `make test` runs each briefly (fuzz-brief), after the seed corpora
+# (testdata/fuzz in each package, and the f.Add seeds) ran as unit tests.
+FUZZ_TARGETS := capture:FuzzNewReader analyze:FuzzDecode analyze:FuzzOptions analyze:FuzzTracker analyze:FuzzFilter report:FuzzReadJSON
+FUZZTIME ?= 60s
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+fuzz-brief:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
 # bench runs the Go benchmarks of ./capture and ./analyze, generates
 # bench/data/web-1g.pcap (1 GB) and bench/data/synflood-10m.pcap (10M SYNs)

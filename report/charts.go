@@ -123,12 +123,17 @@ func niceStep(max float64, maxTicks int) float64 {
 	return 10 * mag
 }
 
+// maxTicksDrawn bounds the ticks of any axis.
+const maxTicksDrawn = 64
+
 // yAxis returns the axis maximum and its ticks for counts up to max.
 func yAxis(max float64, left, right, top, bottom float64) (float64, []svgTick) {
 	step := niceStep(max, 5)
 	top2 := math.Max(step, math.Ceil(max/step)*step)
 	var ticks []svgTick
-	for v := 0.0; v <= top2+step/2; v += step {
+	// Bounded: a saved report is untrusted input, and float steps that no
+	// longer move the value must not loop forever.
+	for v, i := 0.0, 0; v <= top2+step/2 && i < maxTicksDrawn; v, i = v+step, i+1 {
 		y := bottom - v/top2*(bottom-top)
 		ticks = append(ticks, svgTick{X1: f1(left), Y1: f1(y), X2: f1(right), Y2: f1(y), LX: f1(left - 6), LY: f1(y + 4), Label: num(uint64(v))})
 	}
@@ -270,7 +275,10 @@ func seriesChart(r *Report) svgChart {
 		epoch := float64(start.UnixNano()) / 1e9
 		first = math.Ceil(epoch/step)*step - epoch
 	}
-	for off := first; off <= spanS+1e-9; off += step {
+	for off, i := first, 0; off <= spanS+1e-9 && i < maxTicksDrawn; off, i = off+step, i+1 {
+		if off < 0 {
+			continue
+		}
 		x := xOf(off)
 		t := svgTick{X1: f1(x), Y1: f1(bottom), X2: f1(x), Y2: f1(bottom + 5), LX: f1(x), LY: f1(bottom + 18), Anchor: "middle",
 			Label: tickTime(start, startOK, off, step)}
