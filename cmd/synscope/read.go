@@ -459,17 +459,23 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 }
 
 func writeReport(cfg *readConfig, rep *report.Report) error {
-	w := cfg.stdout
+	return writeReportAs(cfg.stdout, cfg.output, cfg.format, rep)
+}
+
+// writeReportAs renders rep in format to the file output, or to stdout when
+// output is "-" or empty; read and report share it.
+func writeReportAs(stdout io.Writer, output, format string, rep *report.Report) error {
+	w := stdout
 	var f *os.File
-	if cfg.output != "-" && cfg.output != "" {
+	if output != "-" && output != "" {
 		var err error
-		if f, err = os.Create(cfg.output); err != nil {
+		if f, err = os.Create(output); err != nil {
 			return fmt.Errorf("writing report: %w", err)
 		}
 		w = f
 	}
 	var err error
-	switch cfg.format {
+	switch format {
 	case "json":
 		err = report.WriteJSON(w, rep)
 	case "markdown":

@@ -84,31 +84,5 @@ func runReport(cfg *reportConfig, stdin io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 
-	w := stdout
-	var out *os.File
-	if cfg.output != "-" && cfg.output != "" {
-		if out, err = os.Create(cfg.output); err != nil {
-			return fmt.Errorf("writing report: %w", err)
-		}
-		w = out
-	}
-	switch cfg.format {
-	case "markdown":
-		err = report.WriteMarkdown(w, rep)
-	case "html":
-		err = report.WriteHTML(w, rep)
-	case "json":
-		err = report.WriteJSON(w, rep)
-	default:
-		err = report.WriteText(w, rep)
-	}
-	if out != nil {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("writing report: %w", err)
-	}
-	return nil
+	return writeReportAs(stdout, cfg.output, cfg.format, rep)
 }
