@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -159,5 +160,32 @@ func TestReadStdin(t *testing.T) {
 	}
 	if rep.Summary.Outcomes.Established != 1 || !rep.Sources[0].Compressed || rep.Sources[0].Path != "-" {
 		t.Errorf("summary %+v sources %+v", rep.Summary.Outcomes, rep.Sources)
+	}
+}
+
+// Ctrl-C while stdin is stalled (the writer neither writes nor closes) ends
+// the run with the report of what was read, instead of hanging.
+func TestStalledStdinInterrupt(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pcaps", "established-fin.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		pw.Write(good) // then stall: never close
+		cancel()       // the user presses Ctrl-C
+	}()
+	var out, errb bytes.Buffer
+	code := runMain(ctx, []string{"read", "--format", "json", "-"}, pr, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("stderr %q does not say the run was interrupted", errb.String())
+	}
+	if _, err := report.ReadJSON(&out); err != nil {
+		t.Fatalf("no report after the interruption: %v", err)
 	}
 }

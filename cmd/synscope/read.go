@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 
@@ -234,6 +235,10 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	var order []int                  // position of each opened source among the inputs
 	var inputOf []int32              // input position of each opened source
 	readPaths := append([]string(nil), cfg.files...)
+	var stdin io.Reader
+	if slices.Contains(cfg.files, "-") {
+		stdin = interruptible(ctx, cfg.stdin)
+	}
 	for i, path := range cfg.files {
 		var s capture.Source
 		var err error
@@ -242,7 +247,7 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 			// A bundle reads the evidence packets back: keep stdin in a file.
 			var sp string
 			var cleanup func()
-			if sp, cleanup, err = capture.Spool(cfg.stdin); err == nil {
+			if sp, cleanup, err = capture.Spool(stdin); err == nil {
 				defer cleanup()
 				if s, err = capture.Open(sp); err == nil {
 					s.Info().Path = "-"
@@ -250,14 +255,16 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 				}
 			}
 		case path == "-":
-			s, err = capture.NewReader(cfg.stdin, "-")
+			s, err = capture.NewReader(stdin, "-")
 		default:
 			s, err = capture.Open(path)
 		}
 		if err != nil { // the error names the file already
 			failed = append(failed, &capture.SourceInfo{Path: path, Err: err})
 			order = append(order, -1)
-			fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
+			if !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
+			}
 			continue
 		}
 		order = append(order, len(srcs))
@@ -296,6 +303,10 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	}
 	damaged := false
 	for _, in := range infos {
+		if in.Err != nil && errors.Is(in.Err, context.Canceled) {
+			interrupted = true // Ctrl-C while stdin was stalled: not damage
+			in.Err = nil
+		}
 		if in.Err != nil {
 			damaged = true
 			if !containsInfo(failed, in) {
@@ -494,6 +505,24 @@ func writeReportAs(stdout io.Writer, output, format string, rep *report.Report) 
 		return fmt.Errorf("writing report: %w", err)
 	}
 	return nil
+}
+
+// interruptible lets Ctrl-C end a read that blocks on a stalled pipe: the
+// pump reads from a pipe fed by a copying goroutine, and cancelling ctx
+// closes the pipe with context.Canceled. The report then covers what was
+// read. (The copying goroutine stays blocked on stdin; the process is about
+// to exit.)
+func interruptible(ctx context.Context, r io.Reader) io.Reader {
+	if r == nil {
+		r = os.Stdin
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	return pr
 }
 
 // newAnonymizer builds the anonymiser from the key, $SYNSCOPE_ANONYMIZE_KEY,
