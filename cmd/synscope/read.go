@@ -521,7 +521,9 @@ func interruptible(ctx context.Context, r io.Reader) io.Reader {
 		_, err := io.Copy(pw, r)
 		pw.CloseWithError(err)
 	}()
-	context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	// Closing the write side makes the pending and later reads return
+	// ctx's error (closing the read side would turn them into ErrClosedPipe).
+	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
 	return pr
 }
 
