@@ -218,3 +218,25 @@ func TestRecordLongerThanSnaplen(t *testing.T) {
 		t.Errorf("anomalies %d, first %v; want 1, %q", in.Anomalies, in.FirstAnomaly, want)
 	}
 }
+
+// A timestamp far from its neighbours is reported, and the packet still read.
+func TestTimestampLeap(t *testing.T) {
+	const year = 365 * 24 * 3600
+	f := newPcapFile(le, false, 65535, 1).add(1000, 0, make([]byte, 60), 60).add(1000+50*year, 0, make([]byte, 60), 60).add(1001, 0, make([]byte, 60), 60)
+	src, err := NewReader(bytes.NewReader(f.buf), "leap.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Packet
+	n := 0
+	for src.Next(&p) == nil {
+		n++
+	}
+	in := src.Info()
+	if n != 3 || in.Err != nil || in.Anomalies != 2 {
+		t.Fatalf("read %d packets, err %v, %d anomalies; want 3, none, 2 (the leap there and back)", n, in.Err, in.Anomalies)
+	}
+	if want := "reading leap.pcap: packet 2 at byte 100: timestamp 2019-12-20T00:16:40Z jumps by 438000h0m0s from the previous packet's (read anyway)"; in.FirstAnomaly.Error() != want {
+		t.Errorf("got %q\nwant %q", in.FirstAnomaly.Error(), want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"syscall"
+	"time"
 )
 
 // Open opens a capture file, or stdin for "-". The format comes from the magic
@@ -88,6 +89,7 @@ type file struct {
 	info   SourceInfo
 	closer io.Closer
 	err    error
+	prev   int64 // the previous packet's time
 }
 
 func (f *file) Info() *SourceInfo { return &f.info }
@@ -109,6 +111,16 @@ func (f *file) consume(n int) {
 
 // count books a packet that is about to be handed out.
 func (f *file) count(p *Packet) {
+	// A timestamp that leaps far from its predecessor is damage more often
+	// than a capture that was silent for a month: report it (the packet is
+	// still read, with the time it carries).
+	if f.info.Packets > 0 {
+		if d := p.Time - f.prev; d > maxForwardJump || d < -maxBackwardJump {
+			f.anomaly(p.Num, p.Offset, "timestamp %s jumps by %s from the previous packet's (read anyway)",
+				time.Unix(0, p.Time).UTC().Format(time.RFC3339Nano), time.Duration(d).Round(time.Second))
+		}
+	}
+	f.prev = p.Time
 	if f.info.Packets == 0 || p.Time < f.info.First {
 		f.info.First = p.Time
 	}
@@ -117,6 +129,12 @@ func (f *file) count(p *Packet) {
 	}
 	f.info.Packets++
 }
+
+// Timestamp leaps beyond these are reported as anomalies.
+const (
+	maxForwardJump  = int64(30 * 24 * time.Hour)
+	maxBackwardJump = int64(24 * time.Hour)
+)
 
 // addLinkType records a link type the first time a header declares it.
 func (f *file) addLinkType(lt uint16) {
