@@ -72,23 +72,7 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	fs := pflag.NewFlagSet("read", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	fs.StringVarP(&cfg.format, "format", "f", "text", "output format: text, json, markdown or html")
-	fs.StringVarP(&cfg.output, "output", "o", "-", "write the report to this file")
-	fs.BoolVar(&cfg.all, "attempts", false, "list every attempt, not only the anomalous ones")
-	fs.BoolVar(&cfg.timelines, "timelines", false, "include each listed attempt's packet timeline in JSON (anomalous attempts always have one)")
-	fs.IntVar(&cfg.maxListed, "max-listed", 1000, "list at most this many attempts (the earliest); the rest are counted")
-	fs.DurationVar(&cfg.tracker.SynTimeout, "syn-timeout", cfg.tracker.SynTimeout, "a SYN unanswered this long (while the capture runs on) is unanswered, not undetermined")
-	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
-	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
-	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (beyond SYN-only ones); the least recently active are evicted and counted")
-	fs.IntVar(&cfg.tracker.MaxSYNOnly, "max-syn-only", cfg.tracker.MaxSYNOnly, "track at most this many flows that have seen only SYNs (~180 bytes each; a SYN flood fills them); the oldest are judged early and counted as evicted")
-	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
-	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
-	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
-	fs.StringVar(&cfg.bundle, "bundle", "", "write a ticket bundle to this directory: report.md, report.html, report.json and incident-N.pcapng with each incident's sample packets")
-	fs.BoolVar(&cfg.payload, "bundle-payload", false, "keep packet payloads in the bundle's pcapng files (default: headers only)")
-	fs.BoolVar(&cfg.anonymize, "anonymize", false, "replace every IP address (reports and bundle packets) with a prefix-preserving pseudonym (Crypto-PAn)")
-	fs.StringVar(&cfg.anonKey, "anonymize-key", "", "the key for --anonymize (the same key gives the same mapping; default: a fresh random key per run, or $SYNSCOPE_ANONYMIZE_KEY)")
+	addReportFlags(fs, cfg)
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile (pprof) to this file")
 	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile (pprof) to this file at the end")
 	_ = fs.MarkHidden("cpuprofile")
@@ -125,6 +109,43 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	}
 	cfg.files, cfg.filter = files, filter
 	return cfg, nil
+}
+
+// addReportFlags adds the flags read and live share: the analysis knobs and
+// what to report, where.
+func addReportFlags(fs *pflag.FlagSet, cfg *readConfig) {
+	fs.StringVarP(&cfg.format, "format", "f", "text", "output format: text, json, markdown or html")
+	fs.StringVarP(&cfg.output, "output", "o", "-", "write the report to this file")
+	fs.BoolVar(&cfg.all, "attempts", false, "list every attempt, not only the anomalous ones")
+	fs.BoolVar(&cfg.timelines, "timelines", false, "include each listed attempt's packet timeline in JSON (anomalous attempts always have one)")
+	fs.IntVar(&cfg.maxListed, "max-listed", 1000, "list at most this many attempts (the earliest); the rest are counted")
+	fs.DurationVar(&cfg.tracker.SynTimeout, "syn-timeout", cfg.tracker.SynTimeout, "a SYN unanswered this long (while the capture runs on) is unanswered, not undetermined")
+	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
+	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
+	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (beyond SYN-only ones); the least recently active are evicted and counted")
+	fs.IntVar(&cfg.tracker.MaxSYNOnly, "max-syn-only", cfg.tracker.MaxSYNOnly, "track at most this many flows that have seen only SYNs (~180 bytes each; a SYN flood fills them); the oldest are judged early and counted as evicted")
+	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
+	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
+	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
+	fs.StringVar(&cfg.bundle, "bundle", "", "write a ticket bundle to this directory: report.md, report.html, report.json and incident-N.pcapng with each incident's sample packets")
+	fs.BoolVar(&cfg.payload, "bundle-payload", false, "keep packet payloads in the bundle's pcapng files (default: headers only)")
+	fs.BoolVar(&cfg.anonymize, "anonymize", false, "replace every IP address (reports and bundle packets) with a prefix-preserving pseudonym (Crypto-PAn)")
+	fs.StringVar(&cfg.anonKey, "anonymize-key", "", "the key for --anonymize (the same key gives the same mapping; default: a fresh random key per run, or $SYNSCOPE_ANONYMIZE_KEY)")
+}
+
+func (cfg *readConfig) checkReportFlags() error {
+	switch cfg.format {
+	case "text", "json", "markdown", "html":
+	default:
+		return &usageError{fmt.Sprintf("unknown --format %q (want text, json, markdown or html)", cfg.format)}
+	}
+	if cfg.anonKey != "" {
+		cfg.anonymize = true
+	}
+	if cfg.payload && cfg.bundle == "" {
+		return &usageError{"--bundle-payload needs --bundle"}
+	}
+	return nil
 }
 
 // splitFilesAndFilter takes the leading arguments that name inputs; the rest
@@ -342,29 +363,11 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 		}
 	}
 
-	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
-	var anon *report.Anonymizer
-	if cfg.anonymize {
-		if anon, err = newAnonymizer(cfg.anonKey); err != nil {
+	if err := finishReport(cfg, an, col, incs, infos, readPaths); err != nil {
+		if !errors.Is(err, errDamaged) {
 			return err
 		}
-		anon.Report(rep)
-	}
-	if err := writeReport(cfg, rep); err != nil {
-		return err
-	}
-	if cfg.bundle != "" {
-		extract := func(want map[int]map[uint64]bool, fn func(*report.RawPacket) error) error {
-			return capture.Extract(readPaths, want, func(p *capture.Packet) error {
-				return fn(&report.RawPacket{Source: p.Source, Num: p.Num, LinkType: p.LinkType, Time: p.Time, Data: p.Data, OrigLen: p.OrigLen})
-			})
-		}
-		if err := report.WriteBundle(cfg.bundle, rep, report.BundleOptions{Payload: cfg.payload, Anonymizer: anon}, extract); err != nil {
-			fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
-			damaged = true
-		} else {
-			fmt.Fprintf(cfg.stderr, "synscope: bundle written to %s (%d incidents)\n", cfg.bundle, len(rep.Incidents))
-		}
+		damaged = true
 	}
 	if damaged {
 		return errDamaged
@@ -471,6 +474,38 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 
 func writeReport(cfg *readConfig, rep *report.Report) error {
 	return writeReportAs(cfg.stdout, cfg.output, cfg.format, rep)
+}
+
+// finishReport builds the report, anonymises it when asked, writes it and the
+// bundle. paths are where each source can be read again (for the bundle's
+// packets). A bundle that could not be written fully gives errDamaged.
+func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *analyze.Incidents, infos []*capture.SourceInfo, paths []string) error {
+	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
+	var anon *report.Anonymizer
+	if cfg.anonymize {
+		var err error
+		if anon, err = newAnonymizer(cfg.anonKey); err != nil {
+			return err
+		}
+		anon.Report(rep)
+	}
+	if err := writeReport(cfg, rep); err != nil {
+		return err
+	}
+	if cfg.bundle == "" {
+		return nil
+	}
+	extract := func(want map[int]map[uint64]bool, fn func(*report.RawPacket) error) error {
+		return capture.Extract(paths, want, func(p *capture.Packet) error {
+			return fn(&report.RawPacket{Source: p.Source, Num: p.Num, LinkType: p.LinkType, Time: p.Time, Data: p.Data, OrigLen: p.OrigLen})
+		})
+	}
+	if err := report.WriteBundle(cfg.bundle, rep, report.BundleOptions{Payload: cfg.payload, Anonymizer: anon}, extract); err != nil {
+		fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
+		return errDamaged
+	}
+	fmt.Fprintf(cfg.stderr, "synscope: bundle written to %s (%d incidents)\n", cfg.bundle, len(rep.Incidents))
+	return nil
 }
 
 // writeReportAs renders rep in format to the file output, or to stdout when
