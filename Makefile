@@ -8,7 +8,7 @@ SHOWCASE := testdata/pcaps/showcase.pcapng
 # filter and capture tests compare against.
 TEST_PKGS := tcpdump tshark chromium
 
-.PHONY: all build run test deps vet bench fuzz fuzz-brief testdata clean
+.PHONY: all build run test deps vet bench fuzz fuzz-brief testdata generate clean
 
 all: build
 
@@ -58,6 +58,23 @@ fuzz-brief:
 # the table goes to stdout and bench/results-latest.md (see bench/run.sh).
 bench: build
 	GO="$(GO)" BIN="$(BIN)" ./bench/run.sh
+
+# generate rebuilds the committed eBPF objects (bpf/tap_bpfel.{go,o}) from
+# bpf/tap.c with bpf2go (a Go tool in go.mod); it installs the C toolchain and
+# headers it needs when missing. A plain `go build` needs none of this.
+BPF_PKGS := clang llvm libbpf-dev linux-libc-dev
+
+generate:
+	@missing=""; for p in $(BPF_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq $$missing >/dev/null; } || \
+		{ echo "could not install:$$missing"; exit 1; }; \
+	fi
+	$(GO) generate ./bpf
 
 # testdata regenerates the crafted captures (byte-identical on every run).
 testdata:
