@@ -53,6 +53,13 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			cfg.stdin, cfg.stdout, cfg.stderr = stdin, stdout, stderr
 			err = runRead(ctx, cfg)
 		}
+	case "live":
+		var cfg *liveConfig
+		cfg, err = parseLive(args[1:], stderr)
+		if err == nil {
+			cfg.stdin, cfg.stdout, cfg.stderr = stdin, stdout, stderr
+			err = runLive(ctx, cfg)
+		}
 	case "report":
 		var cfg *reportConfig
 		cfg, err = parseReport(args[1:], stderr)
@@ -87,6 +94,7 @@ const topUsage = `synscope: find failed TCP connection attempts and say why they
 
 Usage:
   synscope read [flags] FILE... [FILTER]   analyse pcap/pcapng files (- for stdin)
+  synscope live -i IFACE [flags] [FILTER]   capture and analyse live (root)
   synscope report [flags] FILE.json        render a saved JSON report as text, markdown, html or json
   synscope version                         print the version
   synscope help                            this text

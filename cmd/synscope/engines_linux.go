@@ -1,0 +1,10 @@
+package main
+
+import "github.com/synscope/synscope/capture"
+
+func init() {
+	liveEngines = append(liveEngines,
+		liveEngine{"ebpf", capture.OpenEBPF},
+		liveEngine{"afpacket", capture.OpenAFPacket},
+	)
+}
