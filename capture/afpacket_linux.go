@@ -63,6 +63,9 @@ type afpacket struct {
 	closed atomic.Bool
 	blk    int    // index of the current block
 	held   bool   // the current block is ours (TP_STATUS_USER) and being read
+	// drainBy: once the context ends, packets already in the ring are still
+	// handed out, waiting once for the kernel to retire a partly filled block.
+	drainBy time.Time
 	left   uint32 // packets of the held block not yet handed out
 	off    int    // offset of the next one within the block
 	scrap  []byte // a cooked frame whose SLL header did not fit in the ring
@@ -263,7 +266,7 @@ func (s *afpacket) Next(p *Packet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		if s.done() {
+		if s.closed.Load() {
 			return io.EOF
 		}
 		if s.held {
@@ -277,6 +280,18 @@ func (s *afpacket) Next(p *Packet) error {
 			s.held = true
 			s.left = binary.NativeEndian.Uint32(b[12:])     // num_pkts
 			s.off = int(binary.NativeEndian.Uint32(b[16:])) // offset_to_first_pkt
+			continue
+		}
+		if s.ctx.Err() != nil {
+			// Nothing is lost at the end: a partly filled block comes to
+			// user space after the block timeout, so wait for that once.
+			if s.drainBy.IsZero() {
+				s.drainBy = time.Now().Add((blockTimeoutMs + 30) * time.Millisecond)
+			}
+			if time.Now().After(s.drainBy) {
+				return io.EOF
+			}
+			time.Sleep(5 * time.Millisecond)
 			continue
 		}
 		err := s.rc.Read(func(uintptr) bool { return s.ready() || s.done() })

@@ -45,10 +45,18 @@ func OpenEBPF(ctx context.Context, cfg LiveConfig) (LiveSource, error) {
 }
 
 func (s *ebpfSource) Next(p *Packet) error {
-	if s.closed.Load() || s.ctx.Err() != nil {
+	if s.closed.Load() {
 		return io.EOF
 	}
 	for {
+		if s.ctx.Err() != nil {
+			// The end: hand out what the ring still holds, without waiting.
+			s.tap.SetDeadline(time.Now())
+			if err := s.tap.Read(&s.rec); err != nil {
+				return io.EOF
+			}
+			break
+		}
 		// The ring buffer reader cannot be woken from another goroutine
 		// while it waits, so wait in short slices and look at the context
 		// in between (a packet is returned as soon as it arrives).
@@ -57,10 +65,10 @@ func (s *ebpfSource) Next(p *Packet) error {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) && s.ctx.Err() == nil && !s.closed.Load() {
-			continue
+		if errors.Is(err, os.ErrDeadlineExceeded) && !s.closed.Load() {
+			continue // and look at the context
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) || s.ctx.Err() != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
 			return io.EOF
 		}
 		s.info.Err = err

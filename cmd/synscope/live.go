@@ -26,6 +26,7 @@ type liveConfig struct {
 	duration time.Duration
 	write    string
 	status   time.Duration
+	ready    string
 }
 
 const liveUsage = `Usage: synscope live -i IFACE [flags]
@@ -56,6 +57,8 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.StringVar(&cfg.live.Netns, "netns", "", "capture inside this network namespace (a name under /var/run/netns, or a path)")
 	fs.IntVar(&cfg.live.Snaplen, "snaplen", 256, "bytes kept of each packet")
 	fs.DurationVar(&cfg.status, "status-every", 5*time.Second, "how often the status line is refreshed on a terminal")
+	fs.StringVar(&cfg.ready, "ready-file", "", "create this file once the engine captures (for scripts and tests that must not send traffic earlier)")
+	_ = fs.MarkHidden("ready-file")
 	addReportFlags(fs, rc)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, liveUsage)
@@ -113,6 +116,11 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		return err
 	}
 	defer src.Close()
+	if cfg.ready != "" {
+		if err := os.WriteFile(cfg.ready, []byte(name+"\n"), 0o644); err != nil {
+			return fmt.Errorf("live: %w", err)
+		}
+	}
 
 	// The packets go to a pcapng file: the user's --write, or a temporary
 	// one when a bundle needs them read back.
