@@ -34,9 +34,14 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps vet
+test: deps vet bpf-check
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-brief
+
+# bpf-check rebuilds the eBPF objects from their sources and fails when they
+# differ from the committed ones.
+bpf-check: generate
+	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: the committed eBPF objects differ from bpf/*.c: run make generate and commit"; exit 1; }
 
 # Fuzz targets, as package:Target. `make fuzz` runs each for FUZZTIME;
 # `make test` runs each briefly (fuzz-brief), after the seed corpora
