@@ -61,15 +61,15 @@ type afpacket struct {
 
 	mu     sync.Mutex // held by Next, and by Close while it unmaps the ring
 	closed atomic.Bool
-	blk    int    // index of the current block
-	held   bool   // the current block is ours (TP_STATUS_USER) and being read
+	blk    int  // index of the current block
+	held   bool // the current block is ours (TP_STATUS_USER) and being read
 	// drainBy: once the context ends, packets already in the ring are still
 	// handed out, waiting once for the kernel to retire a partly filled block.
 	drainBy time.Time
-	left   uint32 // packets of the held block not yet handed out
-	off    int    // offset of the next one within the block
-	scrap  []byte // a cooked frame whose SLL header did not fit in the ring
-	info   SourceInfo
+	left    uint32 // packets of the held block not yet handed out
+	off     int    // offset of the next one within the block
+	scrap   []byte // a cooked frame whose SLL header did not fit in the ring
+	info    SourceInfo
 
 	smu   sync.Mutex
 	stats LiveStats
