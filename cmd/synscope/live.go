@@ -27,6 +27,7 @@ type liveConfig struct {
 	write    string
 	status   time.Duration
 	ready    string
+	metrics  string
 }
 
 const liveUsage = `Usage: synscope live -i IFACE [flags]
@@ -57,6 +58,7 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.StringVar(&cfg.live.Netns, "netns", "", "capture inside this network namespace (a name under /var/run/netns, or a path)")
 	fs.IntVar(&cfg.live.Snaplen, "snaplen", 256, "bytes kept of each packet")
 	fs.DurationVar(&cfg.status, "status-every", 5*time.Second, "how often the status line is refreshed on a terminal")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics on this address (host:port), path /metrics")
 	fs.StringVar(&cfg.ready, "ready-file", "", "create this file once the engine captures (for scripts and tests that must not send traffic earlier)")
 	_ = fs.MarkHidden("ready-file")
 	addReportFlags(fs, rc)
@@ -141,9 +143,18 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		}
 	}
 
+	var met *metrics
+	if cfg.metrics != "" {
+		met = newMetrics(cfg.live.Ports)
+		if err := met.serve(cfg.metrics); err != nil {
+			return err
+		}
+		defer met.close()
+	}
 	col := &collector{all: cfg.all, max: cfg.maxListed}
 	incs := analyze.NewIncidents(cfg.incidents)
 	an := analyze.NewAnalyzer(cfg.tracker, filter, func(a *analyze.Attempt) bool {
+		met.observe(a)
 		kept := col.add(a)
 		return incs.Add(a) || kept
 	})
@@ -189,6 +200,10 @@ loop:
 				writeErr = pw.write(lp)
 			}
 		case <-tick.C:
+			if met != nil {
+				st := src.Stats()
+				met.lost.Store(st.Lost + st.Dropped)
+			}
 			if showStatus {
 				s := an.Summary()
 				dt := time.Since(lastAt).Seconds()

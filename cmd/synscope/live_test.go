@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,9 +125,15 @@ func TestLiveLab(t *testing.T) {
 			defer cancel()
 			var out, errb bytes.Buffer
 			done := make(chan int)
+			mln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for --metrics
+			if err != nil {
+				t.Fatal(err)
+			}
+			metricsAddr := mln.Addr().String()
+			mln.Close()
 			go func() {
 				done <- runMain(ctx, []string{"live", "-i", l.srvIf, "--netns", l.srv, "--engine", engine,
-					"--write", written, "--ready-file", ready, "--format", "json"}, nil, &out, &errb)
+					"--write", written, "--ready-file", ready, "--format", "json", "--metrics", metricsAddr}, nil, &out, &errb)
 			}()
 			// Traffic only once the engine captures.
 			deadline := time.Now().Add(20 * time.Second)
@@ -159,6 +166,17 @@ func TestLiveLab(t *testing.T) {
 					t.Error("the closed port accepted a connection")
 				}
 			})
+			resp, err := http.Get("http://" + metricsAddr + "/metrics")
+			if err != nil {
+				t.Fatalf("--metrics: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, name := range []string{"synscope_lost_events_total", "synscope_handshake_rtt_seconds_bucket"} {
+				if resp.StatusCode != 200 || !bytes.Contains(body, []byte(name)) {
+					t.Errorf("--metrics: status %d, %s missing", resp.StatusCode, name)
+				}
+			}
 			cancel()
 			if code := <-done; code != exitOK {
 				t.Fatalf("live: exit %d: %s", code, errb.String())
