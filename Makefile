@@ -8,12 +8,17 @@ SHOWCASE := testdata/pcaps/showcase.pcapng
 # filter and capture tests compare against.
 TEST_PKGS := tcpdump tshark chromium
 
-.PHONY: all build run test deps vet bench fuzz fuzz-brief testdata generate clean
+.PHONY: all build build-pcap run test deps vet bench fuzz fuzz-brief testdata generate clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/synscope
+
+# build-pcap adds the libpcap engine (--engine pcap); it needs cgo and
+# libpcap-dev.
+build-pcap:
+	$(GO) build -tags pcap -o bin/synscope-pcap ./cmd/synscope
 
 run: build
 	./$(BIN) read $(SHOWCASE)
@@ -36,6 +41,7 @@ vet:
 
 test: deps vet bpf-check
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags pcap ./capture ./cmd/synscope
 	$(MAKE) --no-print-directory fuzz-brief
 
 # bpf-check rebuilds the eBPF objects from their sources and fails when they

@@ -39,7 +39,8 @@ retransmits, resets and lost events.
 
 Engines (--engine): ebpf (a TC program passes only handshake packets, FIN,
 RST, ICMP errors and the first data packet each way), afpacket (AF_PACKET
-with a socket filter), auto (ebpf, else afpacket; says which and why).
+with a socket filter), pcap (libpcap; only in builds made with -tags pcap),
+auto (the first that starts, in that order; says which and why).
 
 Flags:
 `
@@ -51,7 +52,7 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.StringVarP(&cfg.live.Interface, "interface", "i", "", "the interface to capture on (required)")
-	fs.StringVar(&cfg.engine, "engine", "auto", "capture engine: auto, ebpf or afpacket")
+	fs.StringVar(&cfg.engine, "engine", "auto", "capture engine: auto, ebpf, afpacket, or pcap (libpcap, in builds with -tags pcap: make build-pcap)")
 	ports := fs.UintSlice("port", nil, "only these TCP ports (repeat the flag, or comma-separate); default all")
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (default: until Ctrl-C or SIGTERM)")
 	fs.StringVar(&cfg.write, "write", "", "keep what was captured in this pcapng file (synscope read on it gives the same verdicts)")
