@@ -5,8 +5,9 @@ GO      ?= go
 BIN     := bin/synscope
 SHOWCASE := testdata/pcaps/showcase.pcapng
 # Debian packages the tests use: tcpdump and tshark are the references the
-# filter and capture tests compare against.
-TEST_PKGS := tcpdump tshark chromium
+# filter and capture tests compare against, chromium renders the HTML report,
+# libpcap-dev builds the libpcap engine, nftables drops SYNs in the live lab.
+TEST_PKGS := tcpdump tshark chromium libpcap-dev nftables
 
 .PHONY: all build build-pcap run test deps vet bench fuzz fuzz-brief testdata generate clean
 
@@ -17,7 +18,7 @@ build:
 
 # build-pcap adds the libpcap engine (--engine pcap); it needs cgo and
 # libpcap-dev.
-build-pcap:
+build-pcap: deps
 	$(GO) build -tags pcap -o bin/synscope-pcap ./cmd/synscope
 
 run: build
