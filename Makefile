@@ -9,7 +9,7 @@ SHOWCASE := testdata/pcaps/showcase.pcapng
 # libpcap-dev builds the libpcap engine, nftables drops SYNs in the live lab.
 TEST_PKGS := tcpdump tshark chromium libpcap-dev nftables
 
-.PHONY: all build build-pcap run test deps vet bench fuzz fuzz-brief testdata generate clean
+.PHONY: all build build-pcap run test deps vet bench fuzz fuzz-brief testdata generate bpf-check clean
 
 all: build
 
