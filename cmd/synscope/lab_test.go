@@ -544,7 +544,7 @@ func TestLiveScenarios(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: the live lab needs root (network namespaces, eBPF, AF_PACKET)")
 	}
-	for ei, engine := range []string{"ebpf", "afpacket"} {
+	for ei, engine := range labEngines {
 		t.Run(engine, func(t *testing.T) {
 			for si, sc := range labScenarios() {
 				n := 200 + ei*len(labScenarios()) + si // a distinct lab subnet per subtest

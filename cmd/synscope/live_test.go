@@ -22,6 +22,10 @@ import (
 	"github.com/synscope/synscope/report"
 )
 
+// labEngines are the live engines the lab runs (the pcap one joins in builds
+// with -tags pcap: lab_pcap_test.go).
+var labEngines = []string{"ebpf", "afpacket"}
+
 // lab is a client and a server network namespace joined by a veth pair,
 // with addresses only inside them.
 type lab struct {
@@ -89,7 +93,7 @@ func in(t *testing.T, ns string, fn func()) {
 // lab while a client connects (and hits a closed port), then reads the
 // --write file back: the verdicts must be the same.
 func TestLiveLab(t *testing.T) {
-	for _, engine := range []string{"ebpf", "afpacket"} {
+	for _, engine := range labEngines {
 		t.Run(engine, func(t *testing.T) {
 			l := newLab(t)
 			var ln net.Listener

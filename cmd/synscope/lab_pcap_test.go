@@ -1,0 +1,5 @@
+//go:build pcap && cgo && linux
+
+package main
+
+func init() { labEngines = append(labEngines, "pcap") }
