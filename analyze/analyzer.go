@@ -106,6 +106,11 @@ func (an *Analyzer) decode(p *Packet, d *Decoded) bool {
 	return false
 }
 
+// Advance moves the tracker's clock to ts when no packet does: a live
+// capture calls it with the wall clock, so quiet flows still expire and
+// their verdicts come out. Offline analysis never calls it.
+func (an *Analyzer) Advance(ts int64) { an.tracker.advance(ts) }
+
 // Finish ends every attempt still open, judging it at the capture's end.
 func (an *Analyzer) Finish() {
 	an.tracker.Flush(an.sum.Last)

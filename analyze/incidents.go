@@ -90,6 +90,8 @@ type Incident struct {
 	delays  sample
 	order   uint64 // first attempt id, for stable sorting
 	probes  []int64
+	// Reported: a live run has already streamed it as closed.
+	Reported bool
 }
 
 // TSFinding is the timestamp-option finding for one server endpoint.
@@ -737,6 +739,42 @@ type VerdictRow struct {
 	Meaning   string
 	Attempts  uint64
 	Incidents []int
+}
+
+// Closed returns the incidents that have been quiet long enough to call
+// closed at capture time now: no attempt for Gap plus settle (settle covers
+// attempts that finish late, after the tracker's idle timeouts). Each is
+// returned once. Kinds decided only at the end (resets, which need the
+// health checkers told apart, health checks and the timestamps finding)
+// are not streamed. The numbers are final unless a straggler still joins.
+func (x *Incidents) Closed(now int64, settle time.Duration) []*Incident {
+	var out []*Incident
+	limit := now - int64(x.cfg.Gap) - int64(settle)
+	for k, list := range x.groups {
+		if k.kind == IncReset {
+			continue
+		}
+		for _, inc := range list {
+			if inc.Reported || inc.End >= limit {
+				continue
+			}
+			inc.Reported = true
+			inc.Clients = min(inc.clients.count(), inc.Attempts)
+			inc.DelayP50, inc.DelayMax = inc.delays.quantile(0.5), inc.delays.max
+			inc.Samples = slices.Clone(inc.Samples)
+			sort.Slice(inc.Samples, func(i, j int) bool { return attemptAfter(inc.Samples[j], inc.Samples[i]) })
+			if ss := x.servers[inc.Server]; ss != nil {
+				inc.ServerAttempts = 0
+				for m := inc.Start / int64(time.Minute); m <= inc.End/int64(time.Minute); m++ {
+					inc.ServerAttempts += ss.buckets[m]
+				}
+			}
+			inc.ServerAttempts = max(inc.ServerAttempts, inc.Attempts)
+			out = append(out, inc)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start || (out[i].Start == out[j].Start && out[i].Kind < out[j].Kind) })
+	return out
 }
 
 // Finish builds the incidents (with health checkers told apart from real

@@ -91,6 +91,10 @@ func span(inc *analyze.Incident) string {
 	return a.Format("2006-01-02 15:04:05") + " – " + b.Format("2006-01-02 15:04:05") + " UTC"
 }
 
+// NewIncident converts one incident (for a live run's stream of closed
+// incidents); slow is the slow-response threshold.
+func NewIncident(inc *analyze.Incident, slow time.Duration) Incident { return newIncident(inc, slow) }
+
 func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 	out := Incident{
 		ID:             inc.ID,

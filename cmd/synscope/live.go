@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/synscope/synscope/analyze"
 	"github.com/synscope/synscope/capture"
+	"github.com/synscope/synscope/report"
 )
 
 type liveConfig struct {
@@ -28,6 +30,7 @@ type liveConfig struct {
 	status   time.Duration
 	ready    string
 	metrics  string
+	jsonl    bool
 }
 
 const liveUsage = `Usage: synscope live -i IFACE [flags]
@@ -63,6 +66,7 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.StringVar(&cfg.ready, "ready-file", "", "create this file once the engine captures (for scripts and tests that must not send traffic earlier)")
 	_ = fs.MarkHidden("ready-file")
 	addReportFlags(fs, rc)
+	fs.Lookup("format").Usage = "output format: text, json, markdown or html for the report at the end; jsonl streams one JSON object per closed incident, then the report as one line"
 	fs.Usage = func() {
 		fmt.Fprint(stderr, liveUsage)
 		fs.PrintDefaults()
@@ -85,6 +89,7 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 		}
 		cfg.live.Ports = append(cfg.live.Ports, uint16(p))
 	}
+	cfg.jsonl = rc.format == "jsonl"
 	if err := rc.checkReportFlags(); err != nil {
 		return nil, err
 	}
@@ -201,6 +206,8 @@ loop:
 				writeErr = pw.write(lp)
 			}
 		case <-tick.C:
+			an.Advance(time.Now().UnixNano()) // quiet flows expire on the wall clock
+			streamClosed(cfg, an, incs, showStatus)
 			if met != nil {
 				st := src.Stats()
 				met.lost.Store(st.Lost + st.Dropped)
@@ -248,6 +255,30 @@ loop:
 		return errDamaged
 	}
 	return nil
+}
+
+// streamClosed reports incidents that have closed: with --format jsonl one
+// JSON object per line on stdout, and on a terminal one line on stderr.
+func streamClosed(cfg *liveConfig, an *analyze.Analyzer, incs *analyze.Incidents, terminal bool) {
+	if !cfg.jsonl && !terminal {
+		return
+	}
+	settle := cfg.tracker.HandshakeIdle + cfg.tracker.ClosedLinger
+	for _, inc := range incs.Closed(time.Now().UnixNano(), settle) {
+		ri := report.NewIncident(inc, cfg.incidents.Slow)
+		if cfg.jsonl {
+			b, err := json.Marshal(struct {
+				Type string `json:"type"`
+				report.Incident
+			}{"incident", ri})
+			if err == nil {
+				fmt.Fprintf(cfg.stdout, "%s\n", b)
+			}
+		}
+		if terminal {
+			fmt.Fprintf(cfg.stderr, "\r%-100s\n", "incident closed: ["+ri.Severity+"] "+ri.Title)
+		}
+	}
 }
 
 // pcapWriter keeps live packets in a pcapng file, one interface per link type.

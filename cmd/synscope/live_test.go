@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,5 +202,79 @@ func TestLiveLab(t *testing.T) {
 				t.Errorf("read on the --write file: outcomes %+v, live said %+v", off.Summary.Outcomes, o)
 			}
 		})
+	}
+}
+
+// TestLiveJSONL: --format jsonl streams each incident once it has closed,
+// one JSON object per line, then the report as the last line.
+func TestLiveJSONL(t *testing.T) {
+	l := newLab(t)
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		code := runMain(ctx, []string{"live", "-i", l.srvIf, "--netns", l.srv, "--ready-file", ready, "--format", "jsonl",
+			"--incident-gap", "500ms", "--handshake-idle", "1s", "--closed-linger", "500ms", "--status-every", "200ms"}, nil, pw, &errb)
+		pw.Close()
+		done <- code
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine did not get ready: %s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the ready file, not a guess
+	}
+	in(t, l.cli, func() {
+		if c, err := net.DialTimeout("tcp", l.srvIP+":8089", 2*time.Second); err == nil {
+			c.Close()
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	timeout := time.After(30 * time.Second)
+	var sawIncident bool
+	for !sawIncident {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("stream ended without an incident: %s", errb.String())
+			}
+			var obj struct {
+				Type, Kind, Server string
+			}
+			if err := json.Unmarshal([]byte(line), &obj); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			if obj.Type == "incident" && obj.Kind == "refused" && obj.Server == l.srvIP+":8089" {
+				sawIncident = true
+			}
+		case <-timeout:
+			t.Fatal("no refused incident streamed within 30 s")
+		}
+	}
+	cancel()
+	var last string
+	for line := range lines {
+		last = line
+	}
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.HasPrefix(last, `{"type":"report"`) {
+		t.Errorf("the last line is not the report: %.80q", last)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -122,6 +123,7 @@ func addReportFlags(fs *pflag.FlagSet, cfg *readConfig) {
 	fs.DurationVar(&cfg.tracker.SynTimeout, "syn-timeout", cfg.tracker.SynTimeout, "a SYN unanswered this long (while the capture runs on) is unanswered, not undetermined")
 	fs.DurationVar(&cfg.tracker.HandshakeIdle, "handshake-idle", cfg.tracker.HandshakeIdle, "end an attempt still in its handshake after this much silence")
 	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
+	fs.DurationVar(&cfg.tracker.ClosedLinger, "closed-linger", cfg.tracker.ClosedLinger, "keep a closed connection this long to absorb retransmitted FINs before its verdict is final")
 	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (beyond SYN-only ones); the least recently active are evicted and counted")
 	fs.IntVar(&cfg.tracker.MaxSYNOnly, "max-syn-only", cfg.tracker.MaxSYNOnly, "track at most this many flows that have seen only SYNs (~180 bytes each; a SYN flood fills them); the oldest are judged early and counted as evicted")
 	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
@@ -135,9 +137,9 @@ func addReportFlags(fs *pflag.FlagSet, cfg *readConfig) {
 
 func (cfg *readConfig) checkReportFlags() error {
 	switch cfg.format {
-	case "text", "json", "markdown", "html":
+	case "text", "json", "markdown", "html", "jsonl":
 	default:
-		return &usageError{fmt.Sprintf("unknown --format %q (want text, json, markdown or html)", cfg.format)}
+		return &usageError{fmt.Sprintf("unknown --format %q (want text, json, markdown, html or jsonl)", cfg.format)}
 	}
 	if cfg.anonKey != "" {
 		cfg.anonymize = true
@@ -524,6 +526,11 @@ func writeReportAs(stdout io.Writer, output, format string, rep *report.Report) 
 	switch format {
 	case "json":
 		err = report.WriteJSON(w, rep)
+	case "jsonl": // one line, typed, after any streamed incidents
+		err = json.NewEncoder(w).Encode(struct {
+			Type string `json:"type"`
+			*report.Report
+		}{"report", rep})
 	case "markdown":
 		err = report.WriteMarkdown(w, rep)
 	case "html":
