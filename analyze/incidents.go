@@ -419,6 +419,11 @@ type Incidents struct {
 	lastKey    groupKey
 	lastList   []*Incident
 	lastOK     bool
+
+	// WatchOpened makes the accumulator remember new incidents for Opened
+	// (a live run shows them as they open).
+	WatchOpened bool
+	opened      []*Incident
 	n          int
 	Omitted    uint64 // incidents beyond MaxIncidents
 
@@ -643,6 +648,9 @@ func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 		x.n++
 		inc = &Incident{Kind: k.kind, Server: k.server, Start: at, End: at, order: a.ID}
 		list = slices.Insert(list, i, inc)
+		if x.WatchOpened && k.kind != IncReset && len(x.opened) < maxOpened {
+			x.opened = append(x.opened, inc)
+		}
 	}
 	inc.Start, inc.End = min(inc.Start, at), max(inc.End, at)
 	inc.Attempts++
@@ -739,6 +747,16 @@ type VerdictRow struct {
 	Meaning   string
 	Attempts  uint64
 	Incidents []int
+}
+
+const maxOpened = 1024
+
+// Opened returns the incidents opened since the last call (with
+// WatchOpened set), at most 1,024 of them.
+func (x *Incidents) Opened() []*Incident {
+	out := x.opened
+	x.opened = nil
+	return out
 }
 
 // Closed returns the incidents that have been quiet long enough to call

@@ -149,6 +149,10 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		}
 	}
 
+	showStatus := false
+	if f, ok := cfg.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		showStatus = true
+	}
 	var met *metrics
 	if cfg.metrics != "" {
 		met = newMetrics(cfg.live.Ports)
@@ -159,6 +163,7 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	}
 	col := &collector{all: cfg.all, max: cfg.maxListed}
 	incs := analyze.NewIncidents(cfg.incidents)
+	incs.WatchOpened = showStatus
 	an := analyze.NewAnalyzer(cfg.tracker, filter, func(a *analyze.Attempt) bool {
 		met.observe(a)
 		kept := col.add(a)
@@ -183,10 +188,6 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		}
 	}()
 
-	showStatus := false
-	if f, ok := cfg.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		showStatus = true
-	}
 	tick := time.NewTicker(cfg.status)
 	defer tick.Stop()
 	var num uint64
@@ -262,6 +263,11 @@ loop:
 func streamClosed(cfg *liveConfig, an *analyze.Analyzer, incs *analyze.Incidents, terminal bool) {
 	if !cfg.jsonl && !terminal {
 		return
+	}
+	if terminal {
+		for _, inc := range incs.Opened() {
+			fmt.Fprintf(cfg.stderr, "\r%-100s\n", fmt.Sprintf("incident opened: %s at %s", inc.Kind, inc.Server))
+		}
 	}
 	settle := cfg.tracker.HandshakeIdle + cfg.tracker.ClosedLinger
 	for _, inc := range incs.Closed(time.Now().UnixNano(), settle) {
