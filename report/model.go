@@ -138,9 +138,12 @@ type Summary struct {
 	NonTCP               uint64            `json:"non_tcp"`
 	Filtered             uint64            `json:"filtered_out"`
 	OutOfOrder           uint64            `json:"out_of_order_timestamps"`
-	First                string            `json:"first,omitempty"`
-	Last                 string            `json:"last,omitempty"`
-	DurationS            float64           `json:"duration_s"`
+	// LostEvents (live runs): packets or events the capture engine, the
+	// kernel or synscope's queue could not keep.
+	LostEvents uint64  `json:"lost_events"`
+	First      string  `json:"first,omitempty"`
+	Last       string  `json:"last,omitempty"`
+	DurationS  float64 `json:"duration_s"`
 }
 
 // Attempt is one connection attempt as reported.

@@ -85,6 +85,9 @@ func WriteText(w io.Writer, r *Report) error {
 		num(s.Timestamps.SynWithTS), num(s.SynPackets), num(s.Timestamps.SynackWithTS), num(s.SynackPackets))
 	fmt.Fprintf(ew, "Resets after the handshake: %s by clients, %s by servers\n",
 		num(s.ResetsAfterHandshake.ByClient), num(s.ResetsAfterHandshake.ByServer))
+	if s.LostEvents > 0 {
+		fmt.Fprintf(ew, "LOST during live capture: %s packets or events (engine, kernel or queue): the report covers what arrived\n", num(s.LostEvents))
+	}
 	fmt.Fprintf(ew, "Not tracked: %s duplicates, %s IP fragments, %s malformed, %s on unsupported links%s, %s non-TCP; %s out-of-order timestamps; %s attempts evicted (table full)\n",
 		num(s.Duplicates), num(s.Fragments), num(s.Malformed), num(s.Unsupported), linkList(s.UnsupportedLinks), num(s.NonTCP),
 		num(s.OutOfOrder), num(s.Evicted))

@@ -236,7 +236,8 @@ loop:
 	info := src.Info()
 	info.Path = "live:" + cfg.live.Interface + " (" + name + ")"
 	st := src.Stats()
-	if lost := st.Lost + st.Dropped + queueLost; lost > 0 {
+	cfg.lost = st.Lost + st.Dropped + queueLost
+	if lost := cfg.lost; lost > 0 {
 		fmt.Fprintf(cfg.stderr, "synscope: %d packets lost (engine %d, kernel drops %d, analysis queue full %d): the report covers what arrived\n",
 			lost, st.Lost, st.Dropped, queueLost)
 	}

@@ -37,6 +37,7 @@ type readConfig struct {
 	incidents analyze.IncidentConfig
 	cpuprof   string
 	memprof   string
+	lost      uint64 // live: packets or events lost before the analysis
 	bundle    string
 	payload   bool
 	anonymize bool
@@ -483,6 +484,7 @@ func writeReport(cfg *readConfig, rep *report.Report) error {
 // packets). A bundle that could not be written fully gives errDamaged.
 func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *analyze.Incidents, infos []*capture.SourceInfo, paths []string) error {
 	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
+	rep.Summary.LostEvents = cfg.lost
 	var anon *report.Anonymizer
 	if cfg.anonymize {
 		var err error
