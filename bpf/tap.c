@@ -18,6 +18,7 @@
 #include <bpf/bpf_endian.h>
 
 #define MAX_SNAPLEN 256
+#define WAKEUP_BYTES (64 * 1024) // wake the reader once this much is waiting
 #define MAX_PORTS 8
 
 #define ETH_P_IP 0x0800
@@ -151,7 +152,11 @@ static __always_inline void emit(struct __sk_buff *skb, __u8 egress)
 	e->egress = egress;
 	e->flags = l2_present ? EV_F_L2 : 0;
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	// Wake the reader only once a batch has piled up: a wakeup per event
+	// costs user space a syscall per event. The reader polls with a short
+	// deadline, so a lone event still arrives within that.
+	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 egress)

@@ -65,6 +65,7 @@ type Record struct {
 
 // Tap is an attached packet tap.
 type Tap struct {
+	deadline  time.Time // the caller's read deadline (SetDeadline)
 	objs      tapObjects
 	links     []link.Link
 	reader    *ringbuf.Reader
@@ -343,7 +344,19 @@ func clockOffset() int64 {
 // os.ErrClosed; after a SetDeadline expiry one wrapping os.ErrDeadlineExceeded.
 func (t *Tap) Read(rec *Record) error {
 	for {
-		if err := t.reader.ReadInto(&rec.raw); err != nil {
+		// The program wakes the reader only when a batch has piled up
+		// (a wakeup per event costs a syscall per event), so wait in short
+		// slices: a lone event is picked up within lonePoll.
+		wait := time.Now().Add(lonePoll)
+		if !t.deadline.IsZero() && t.deadline.Before(wait) {
+			wait = t.deadline
+		}
+		t.reader.SetDeadline(wait)
+		err := t.reader.ReadInto(&rec.raw)
+		if errors.Is(err, os.ErrDeadlineExceeded) && (t.deadline.IsZero() || time.Now().Before(t.deadline)) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		s := rec.raw.RawSample
@@ -367,8 +380,13 @@ func (t *Tap) Read(rec *Record) error {
 	}
 }
 
-// SetDeadline bounds the wait of Read (zero: none).
-func (t *Tap) SetDeadline(d time.Time) { t.reader.SetDeadline(d) }
+// lonePoll bounds how late a lone event (one that did not complete a batch
+// and so woke nobody) reaches Read.
+const lonePoll = 50 * time.Millisecond
+
+// SetDeadline bounds the wait of Read (zero: none). Call it from the
+// goroutine that reads.
+func (t *Tap) SetDeadline(d time.Time) { t.deadline = d }
 
 // Lost returns how many packets were dropped because the ring buffer was full.
 func (t *Tap) Lost() uint64 {

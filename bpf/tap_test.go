@@ -522,7 +522,7 @@ func TestTapProgram(t *testing.T) {
 		if int32(ret) != -1 {
 			t.Errorf("%s: returned %d, want TC_ACT_UNSPEC (-1)", tc.name, int32(ret))
 		}
-		rd.SetDeadline(time.Now()) // the record, if any, is already in
+		tp.SetDeadline(time.Now()) // the record, if any, is already in
 		err = tp.Read(&rec)
 		got := err == nil
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

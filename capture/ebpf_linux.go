@@ -21,10 +21,14 @@ type ebpfSource struct {
 	info   SourceInfo
 	n      atomic.Uint64
 	closed atomic.Bool
+	// deadline is the read deadline now set on the tap.
+	deadline time.Time
 }
 
-// pollSlice bounds how long Next waits before looking at its context.
-const pollSlice = 200 * time.Millisecond
+// pollSlice bounds how long Next waits before looking at its context, and
+// how late a lone event can arrive (the tap wakes the reader only for
+// batches).
+const pollSlice = 100 * time.Millisecond
 
 // OpenEBPF attaches the eBPF tap to the interface (inside cfg.Netns when set).
 func OpenEBPF(ctx context.Context, cfg LiveConfig) (LiveSource, error) {
@@ -60,12 +64,16 @@ func (s *ebpfSource) Next(p *Packet) error {
 		// The ring buffer reader cannot be woken from another goroutine
 		// while it waits, so wait in short slices and look at the context
 		// in between (a packet is returned as soon as it arrives).
-		s.tap.SetDeadline(time.Now().Add(pollSlice))
+		if now := time.Now(); now.After(s.deadline.Add(-pollSlice / 2)) {
+			s.deadline = now.Add(pollSlice) // renewed now and then, not per event
+			s.tap.SetDeadline(s.deadline)
+		}
 		err := s.tap.Read(&s.rec)
 		if err == nil {
 			break
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && !s.closed.Load() {
+			s.deadline = time.Time{}
 			continue // and look at the context
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
