@@ -259,5 +259,16 @@ git diff --quiet HEAD -- 2>/dev/null || git_rev="$git_rev (with uncommitted chan
 	fi
 } >"$OUT"
 printf '%s\n' "${summaries[@]}"
+
+# The live part: each engine in a network-namespace lab at the highest
+# connect rate this machine drives (root only; bench/livebench says so).
+say "live engines (bench/livebench)"
+if live=$("$GO" run ./bench/livebench -bin "$BIN" -seconds "${LIVE_SECONDS:-5}"); then
+	printf '%s\n' "$live"
+	{ echo; echo "### Live engines (namespace lab, ${LIVE_SECONDS:-5} s per engine)"; echo; printf '%s\n' "$live"; } >>"$OUT"
+else
+	say "live part failed"
+	status=1
+fi
 say "markdown written to $OUT"
 exit $status
