@@ -424,8 +424,8 @@ type Incidents struct {
 	// (a live run shows them as they open).
 	WatchOpened bool
 	opened      []*Incident
-	n          int
-	Omitted    uint64 // incidents beyond MaxIncidents
+	n           int
+	Omitted     uint64 // incidents beyond MaxIncidents
 
 	servers        map[netip.AddrPort]*serverStats
 	ServersOmitted uint64
@@ -791,7 +791,9 @@ func (x *Incidents) Closed(now int64, settle time.Duration) []*Incident {
 			out = append(out, inc)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start || (out[i].Start == out[j].Start && out[i].Kind < out[j].Kind) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Start < out[j].Start || (out[i].Start == out[j].Start && out[i].Kind < out[j].Kind)
+	})
 	return out
 }
 
