@@ -93,11 +93,11 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 const topUsage = `synscope: find failed TCP connection attempts and say why they failed.
 
 Usage:
-  synscope read [flags] FILE... [FILTER]   analyse pcap/pcapng files (- for stdin)
+  synscope read [flags] FILE... [FILTER]    analyse pcap/pcapng files (- for stdin)
   synscope live -i IFACE [flags] [FILTER]   capture and analyse live (root)
-  synscope report [flags] FILE.json        render a saved JSON report as text, markdown, html or json
-  synscope version                         print the version
-  synscope help                            this text
+  synscope report [flags] FILE.json         render a saved JSON report as text, markdown, html or json
+  synscope version                          print the version
+  synscope help                             this text
 
-Run 'synscope read --help' for the flags.
+Run 'synscope read --help', 'synscope live --help' or 'synscope report --help' for the flags.
 `
