@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -32,47 +31,6 @@ import (
 // Each scenario gets its own lab, so the report holds only its traffic (the
 // summary counts are the scenario's) and a sysctl or nft rule set for one
 // scenario cannot leak into another.
-
-// newLabN is newLab with the lab subnet 10.254.n.0/30 chosen by the caller,
-// so that concurrent scenarios use distinct, deterministic subnets. (The
-// addresses exist only inside the lab's namespaces, so a collision with
-// another lab would be harmless; distinct subnets just keep the reports and
-// failure messages unambiguous.)
-func newLabN(t *testing.T, n int) *lab {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: the live lab needs root (network namespaces, eBPF, AF_PACKET)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipped: iproute2 (ip) is not installed")
-	}
-	if n < 1 || n > 254 {
-		t.Fatalf("lab subnet 10.254.%d.0/30: out of range", n)
-	}
-	id := rand.IntN(1 << 20)
-	l := &lab{srv: fmt.Sprintf("sssc%d", id), cli: fmt.Sprintf("scsc%d", id), srvIf: fmt.Sprintf("vsc%d", id),
-		srvIP: fmt.Sprintf("10.254.%d.2", n), cliIP: fmt.Sprintf("10.254.%d.1", n)}
-	run := func(args ...string) {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
-	}
-	run("netns", "add", l.srv)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.srv).Run() })
-	run("netns", "add", l.cli)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.cli).Run() })
-	run("link", "add", l.srvIf, "type", "veth", "peer", "name", "c"+l.srvIf)
-	run("link", "set", l.srvIf, "netns", l.srv)
-	run("link", "set", "c"+l.srvIf, "netns", l.cli)
-	run("-n", l.srv, "addr", "add", l.srvIP+"/30", "dev", l.srvIf)
-	run("-n", l.cli, "addr", "add", l.cliIP+"/30", "dev", "c"+l.srvIf)
-	for _, ns := range []string{l.srv, l.cli} {
-		run("-n", ns, "link", "set", "lo", "up")
-	}
-	run("-n", l.srv, "link", "set", l.srvIf, "up")
-	run("-n", l.cli, "link", "set", "c"+l.srvIf, "up")
-	return l
-}
 
 // nsExec runs a command inside namespace ns and returns its output.
 func nsExec(ns string, args ...string) (string, error) {

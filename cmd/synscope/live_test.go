@@ -38,15 +38,27 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
+	return newLabN(t, rand.IntN(100)+1) // the scenario labs use 200 and up
+}
+
+// newLabN builds a lab on the subnet 10.254.n.0/30 chosen by the caller,
+// so that concurrent scenarios use distinct, deterministic subnets. (The
+// addresses exist only inside the lab's namespaces, so a collision with
+// another lab would be harmless; distinct subnets just keep the reports and
+// failure messages unambiguous.)
+func newLabN(t *testing.T, n int) *lab {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: the live lab needs root (network namespaces, eBPF, AF_PACKET)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("skipped: iproute2 (ip) is not installed")
 	}
+	if n < 1 || n > 254 {
+		t.Fatalf("lab subnet 10.254.%d.0/30: out of range", n)
+	}
 	id := rand.IntN(1 << 20)
-	n := rand.IntN(250) + 1
-	l := &lab{srv: fmt.Sprintf("sslive%d", id), cli: fmt.Sprintf("sclive%d", id), srvIf: fmt.Sprintf("vls%d", id),
+	l := &lab{srv: fmt.Sprintf("sssc%d", id), cli: fmt.Sprintf("scsc%d", id), srvIf: fmt.Sprintf("vsc%d", id),
 		srvIP: fmt.Sprintf("10.254.%d.2", n), cliIP: fmt.Sprintf("10.254.%d.1", n)}
 	run := func(args ...string) {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
