@@ -104,6 +104,9 @@ type Sample struct {
 	ConntrackCount int64      `json:"conntrack_count"`
 	ConntrackMax   int64      `json:"conntrack_max"`
 	Listeners      []Listener `json:"listeners,omitempty"`
+	// Addrs are the namespace's own addresses: they tell whether this host
+	// was the client or the server of an attempt.
+	Addrs []netip.Addr `json:"addrs,omitempty"`
 	// Missing lists readings that could not be taken, and why.
 	Missing []string `json:"missing,omitempty"`
 }
