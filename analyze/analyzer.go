@@ -7,6 +7,8 @@ package analyze
 
 import (
 	"sort"
+
+	"github.com/synscope/synscope/internal/kevent"
 )
 
 // Summary counts what the analyzer saw. Packet counts exclude capture
@@ -44,13 +46,19 @@ type Analyzer struct {
 	filter  *Filter
 	dec     Decoded
 	last    int64
+	kernel  *Kernel
 }
 
 // NewAnalyzer returns an analyzer; emit receives each finished attempt and
 // returns whether it keeps it (one it does not keep is reused).
 func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt) bool) *Analyzer {
-	an := &Analyzer{filter: filter}
-	an.tracker = NewTracker(cfg, &an.sum, emit)
+	an := &Analyzer{filter: filter, kernel: newKernel()}
+	an.tracker = NewTracker(cfg, &an.sum, func(a *Attempt) bool {
+		if an.kernel.Active() {
+			an.kernel.match(a)
+		}
+		return emit != nil && emit(a)
+	})
 	return an
 }
 
@@ -66,6 +74,10 @@ func (an *Analyzer) Packet(p *Packet) {
 // only the counters the tracker does not, so the two halves can run in
 // different goroutines (see Pipeline).
 func (an *Analyzer) decode(p *Packet, d *Decoded) bool {
+	if p.LinkType == kevent.LinkType && kevent.Is(p.Data) {
+		an.kernel.record(p.Data, p.Time) // kernel evidence, not a packet
+		return false
+	}
 	s := &an.sum
 	s.Packets++
 	if s.First == 0 || p.Time < s.First {
@@ -113,7 +125,23 @@ func (an *Analyzer) Advance(ts int64) { an.tracker.advance(ts) }
 
 // Finish ends every attempt still open, judging it at the capture's end.
 func (an *Analyzer) Finish() {
-	an.tracker.Flush(an.sum.Last)
+	an.tracker.Flush(max(an.sum.Last, an.kernel.totals.Last))
+	an.kernel.finish()
+}
+
+// Kernel returns the kernel evidence read with the packets.
+func (an *Analyzer) Kernel() *Kernel { return an.kernel }
+
+// Conclude states what the kernel evidence says about each incident (a
+// no-op without kernel evidence).
+func (k *Kernel) Conclude(res *Result) {
+	if !k.Active() {
+		return
+	}
+	samples := k.Samples()
+	for _, inc := range res.Incidents {
+		k.conclude(inc, samples)
+	}
 }
 
 // Summary returns the counts so far.

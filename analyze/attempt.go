@@ -273,6 +273,10 @@ type Attempt struct {
 	Outcome Outcome
 	Evicted bool // finished early because the table was full
 
+	// Kernel is what the watched host's kernel said about the attempt
+	// (drops, SYN-ACK retransmits, resets); zero without kernel evidence.
+	Kernel AttemptKernel
+
 	Timeline  []Event
 	Truncated int // timeline events not kept
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -90,6 +91,10 @@ type Incident struct {
 	delays  sample
 	order   uint64 // first attempt id, for stable sorting
 	probes  []int64
+	// Kernel is what the watched host's kernel said about the attempts
+	// (nil without kernel evidence); its findings come from Kernel.Conclude.
+	Kernel *IncidentKernel
+
 	// Reported: a live run has already streamed it as closed.
 	Reported bool
 }
@@ -102,8 +107,11 @@ type TSFinding struct {
 	SynacksWithoutTS uint64
 	UnansweredWithTS uint64 // unanswered attempts among the offering ones
 	UnansweredNoTS   uint64
-	Declines         bool // the server answers offering clients without the option
-	RateDiffers      bool // unanswered rates with and without the option differ markedly
+	// PAWSRejects counts attempts whose SYN the server's kernel dropped by
+	// PAWS (its timestamp older than the one kept for the 4-tuple).
+	PAWSRejects uint64
+	Declines    bool // the server answers offering clients without the option
+	RateDiffers bool // unanswered rates with and without the option differ markedly
 }
 
 // clientSet counts distinct addresses exactly up to 64, then estimates with
@@ -470,6 +478,12 @@ func (x *Incidents) Add(a *Attempt) bool {
 		if inc != nil && x.sample(inc, a) {
 			kept = true
 		}
+		if inc != nil && a.Kernel.Watched {
+			if inc.Kernel == nil {
+				inc.Kernel = &IncidentKernel{}
+			}
+			inc.Kernel.add(a)
+		}
 		return inc
 	}
 	switch a.Outcome {
@@ -563,6 +577,13 @@ func (x *Incidents) count(a *Attempt) (kept bool) {
 		}
 		ss.last = max(ss.last, a.Start)
 		t := &ss.ts
+		if a.Kernel.Dropped() && strings.Contains(a.Kernel.DropReason, "PAWS") {
+			t.PAWSRejects++
+			if len(ss.tsSamples) < x.cfg.Samples {
+				ss.tsSamples = append(ss.tsSamples, a)
+				kept = true
+			}
+		}
 		switch a.SynTS {
 		case TriYes:
 			t.SynsOffering++
@@ -692,6 +713,12 @@ func (x *Incidents) mergeInto(dst, src *Incident) {
 	if !dst.ICMPFrom.IsValid() {
 		dst.ICMPFrom, dst.ICMPCodes = src.ICMPFrom, src.ICMPCodes
 	}
+	if src.Kernel != nil {
+		if dst.Kernel == nil {
+			dst.Kernel = &IncidentKernel{}
+		}
+		dst.Kernel.merge(src.Kernel)
+	}
 	dst.SamplesOmitted += src.SamplesOmitted
 	for _, s := range src.Samples {
 		x.sample(dst, s)
@@ -814,6 +841,12 @@ func (x *Incidents) Finish(sum *Summary) *Result {
 			for _, inc := range list {
 				probeResets += inc.Attempts
 				pr.samples = append(pr.samples, inc.Samples...) // the prober's resets are its samples
+				if inc.Kernel != nil {
+					if pr.kernel == nil {
+						pr.kernel = &IncidentKernel{}
+					}
+					pr.kernel.merge(inc.Kernel)
+				}
 			}
 			probers[proberKey{k.client, k.server}] = pr
 			continue
@@ -836,7 +869,7 @@ func (x *Incidents) Finish(sum *Summary) *Result {
 	}
 	for k, p := range probers {
 		inc := &Incident{Kind: IncHealthcheckRST, Server: k.server, Prober: k.client, Attempts: p.n,
-			Start: p.starts[0], End: p.starts[len(p.starts)-1], Interval: p.interval, Jitter: p.jitter}
+			Start: p.starts[0], End: p.starts[len(p.starts)-1], Interval: p.interval, Jitter: p.jitter, Kernel: p.kernel}
 		inc.clients.add(k.client)
 		sort.Slice(p.samples, func(i, j int) bool { return attemptAfter(p.samples[j], p.samples[i]) })
 		if len(p.samples) > x.cfg.Samples {
@@ -894,6 +927,7 @@ type proberResult struct {
 	n                uint64
 	starts           []int64
 	samples          []*Attempt
+	kernel           *IncidentKernel
 }
 
 // detectProbers decides which watched pairs are periodic health checkers:
@@ -959,13 +993,13 @@ func (x *Incidents) timestampFindings() []*Incident {
 			hi, lo := max(rateTS, rateNo), min(rateTS, rateNo)
 			t.RateDiffers = hi >= 0.05 && hi >= 3*lo
 		}
-		if !t.Declines && !t.RateDiffers {
+		if !t.Declines && !t.RateDiffers && t.PAWSRejects == 0 {
 			continue
 		}
 		tt := t
 		inc := &Incident{Kind: IncTimestamps, Server: srv, TS: &tt, Start: ss.first, End: ss.last,
 			Attempts: t.SynsOffering + t.SynsNotOffering, clients: ss.tsClients}
-		if t.Declines {
+		if t.Declines || t.PAWSRejects > 0 {
 			inc.Samples = ss.tsSamples
 		}
 		out = append(out, inc)
