@@ -249,7 +249,7 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 		t := inc.TS
 		out.Severity = "notable"
 		out.Timestamps = &TSFinding{SynsOffering: t.SynsOffering, SynsNotOffering: t.SynsNotOffering, SynacksWithTS: t.SynacksWithTS,
-			SynacksWithoutTS: t.SynacksWithoutTS}
+			SynacksWithoutTS: t.SynacksWithoutTS, PAWSRejects: t.PAWSRejects}
 		if t.SynsOffering > 0 {
 			v := round4(float64(t.UnansweredWithTS) / float64(t.SynsOffering))
 			out.Timestamps.UnansweredWithTS = &v
@@ -264,6 +264,10 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 			out.Title = fmt.Sprintf("%s declines the TCP timestamp option that clients offer, and SYNs with and without it fare differently", srv)
 		case t.Declines:
 			out.Title = fmt.Sprintf("%s declines the TCP timestamp option offered by its clients", srv)
+		case !t.RateDiffers:
+			out.Severity = "warning"
+			out.Title = fmt.Sprintf("the kernel of %s rejected %s by PAWS: their timestamps were older than the ones it kept for the same 4-tuple",
+				srv, plural(t.PAWSRejects, "SYN", "SYNs"))
 		default:
 			out.Severity = "warning"
 			out.Title = fmt.Sprintf("SYNs to %s go unanswered at different rates with and without the TCP timestamp option", srv)
@@ -273,12 +277,19 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 			cause("high", "the server runs with net.ipv4.tcp_timestamps=0 (or a middlebox strips the option); harmless alone, but servers behind one address with different settings break PAWS and RTT estimates",
 				"sysctl net.ipv4.tcp_timestamps on this server and on its siblings behind the same address; any firewall or LB option rewriting")
 		}
+		if t.PAWSRejects > 0 {
+			ev("%s dropped by the server's kernel with a PAWS reason (kfree_skb)", plural(t.PAWSRejects, "attempt's SYN was", "attempts' SYNs were"))
+			cause("high", "a client reused a 4-tuple the server still holds in TIME_WAIT, with a timestamp older than the last one seen on it: clients behind one NAT address with different timestamp clocks, or a client whose clock went back",
+				"whether the failing clients share a NAT address; net.ipv4.tcp_timestamps on the clients; tcp_tw_reuse; nstat -az TcpExtPAWSTimewait")
+		}
 		if t.RateDiffers {
 			ev("unanswered: %s of %s SYNs with the option, %s of %s without", num(t.UnansweredWithTS), num(t.SynsOffering), num(t.UnansweredNoTS), num(t.SynsNotOffering))
 			cause("medium", "SYNs are dropped depending on their timestamps: PAWS rejections (clients behind NAT with different clocks, tcp_tw_recycle-like behaviour) or a middlebox treating the option badly",
 				"nstat -az TcpExtPAWSActive TcpExtPAWSEstab TcpExtPAWSOld on the server; whether the failing clients share a NAT address")
 		}
 	}
+	out.Kernel = newIncidentKernel(inc.Kernel)
+	out.Causes = append(kernelCauses(out.Kernel), out.Causes...)
 	return out
 }
 

@@ -33,6 +33,7 @@ type htmlView struct {
 	Handshake        string
 	Incidents        []htmlIncident
 	IncidentsOmitted string
+	Kernel           []string
 	AttemptsTitle    string
 	AttemptsNote     string
 	Attempts         []htmlAttemptRow
@@ -64,6 +65,7 @@ type htmlIncident struct {
 	Key                                           []viewKV
 	Evidence                                      []string
 	Causes                                        []Cause
+	Kernel                                        []string
 	Samples                                       []htmlSample
 	SamplesOmitted                                string
 }
@@ -90,7 +92,7 @@ type htmlSourceRow struct {
 
 func newHTMLView(r *Report) *htmlView {
 	s := &r.Summary
-	v := &htmlView{Title: viewTitle(r), Summary: viewSummary(r), Settings: viewSettings(r), Generator: r.Generator}
+	v := &htmlView{Title: viewTitle(r), Summary: viewSummary(r), Settings: viewSettings(r), Generator: r.Generator, Kernel: kernelSummaryLines(r.Kernel)}
 	failed := s.Outcomes.Unanswered + s.Outcomes.Refused + s.Outcomes.Abandoned
 	v.Stats = []viewKV{
 		{"packets", num(s.Packets)},
@@ -138,7 +140,7 @@ func newHTMLView(r *Report) *htmlView {
 	for i := range r.Incidents {
 		inc := &r.Incidents[i]
 		hi := htmlIncident{ID: inc.ID, Kind: inc.Kind, Severity: inc.Severity, SevClass: severityClass(inc.Severity), Server: inc.Server,
-			Span: viewSpan(inc.Start, inc.End), Title: inc.Title, Key: viewKeyNumbers(inc), Evidence: inc.Evidence, Causes: inc.Causes}
+			Span: viewSpan(inc.Start, inc.End), Title: inc.Title, Key: viewKeyNumbers(inc), Evidence: inc.Evidence, Causes: inc.Causes, Kernel: kernelLines(inc.Kernel)}
 		if inc.SamplesOmitted > 0 {
 			hi.SamplesOmitted = num(inc.SamplesOmitted)
 		}
@@ -295,7 +297,8 @@ footer { color: var(--muted); font-size: .85rem; padding: 24px; }
 <li><a href="#charts">Charts</a></li>
 <li><a href="#verdict">Verdict</a></li>
 <li><a href="#outcomes">Outcomes</a></li>
-<li><a href="#incidents">Incidents ({{len .Incidents}})</a></li>
+{{if .Kernel}}<li><a href="#kernel">What the kernel saw</a></li>
+{{end}}<li><a href="#incidents">Incidents ({{len .Incidents}})</a></li>
 <li><a href="#attempts">{{.AttemptsTitle}}</a></li>
 <li><a href="#sources">Sources</a></li>
 <li><a href="#settings">Settings</a></li>
@@ -329,7 +332,11 @@ footer { color: var(--muted); font-size: .85rem; padding: 24px; }
 <p>{{.Handshake}}</p>
 </section>
 
-<section id="incidents" aria-labelledby="incidents-h">
+{{if .Kernel}}<section id="kernel" aria-labelledby="kernel-h">
+<h2 id="kernel-h">What the kernel saw</h2>
+<ul class="kernel">{{range .Kernel}}<li>{{.}}</li>{{end}}</ul>
+</section>
+{{end}}<section id="incidents" aria-labelledby="incidents-h">
 <h2 id="incidents-h">Incidents ({{len .Incidents}})</h2>
 {{if .IncidentsOmitted}}<p>{{.IncidentsOmitted}} more incidents were not kept (raise --max-incidents).</p>{{end}}
 {{range .Incidents}}
@@ -344,7 +351,9 @@ footer { color: var(--muted); font-size: .85rem; padding: 24px; }
 <ol class="causes">{{range .Causes}}
 <li>{{.Cause}} <span class="conf conf-{{.Confidence}}">confidence: {{.Confidence}}</span>{{if .Check}}<br><span class="check">check: {{.Check}}</span>{{end}}{{range .Evidence}}<br><span class="check">because: {{.}}</span>{{end}}</li>{{end}}
 </ol>{{end}}
-{{if .Samples}}<h4>Sample attempts</h4>{{end}}
+{{if .Kernel}}<h4>What the kernel saw</h4>
+<ul class="kernel">{{range .Kernel}}<li>{{.}}</li>{{end}}</ul>
+{{end}}{{if .Samples}}<h4>Sample attempts</h4>{{end}}
 {{range .Samples}}<details class="sample"{{if .Open}} open{{end}}>
 <summary>{{.Heading}}</summary>
 {{if .Detail}}<p>{{.Detail}}</p>{{end}}

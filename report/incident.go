@@ -35,6 +35,9 @@ type Incident struct {
 	Evidence       []string          `json:"evidence"` // facts behind the incident, one per line
 	Causes         []Cause           `json:"causes"`   // ranked suspected causes
 	SamplesOmitted uint64            `json:"samples_omitted,omitempty"`
+	// Kernel is what the watched host's kernel said about the incident's
+	// attempts: drops and reasons, counters, listener, findings.
+	Kernel *IncidentKernel `json:"kernel,omitempty"`
 }
 
 // TSFinding is the timestamp-option finding for one server.
@@ -45,6 +48,8 @@ type TSFinding struct {
 	SynacksWithoutTS uint64   `json:"synacks_without_ts"`
 	UnansweredWithTS *float64 `json:"unanswered_rate_with_ts,omitempty"`
 	UnansweredNoTS   *float64 `json:"unanswered_rate_without_ts,omitempty"`
+	// PAWSRejects: attempts whose SYN the server's kernel dropped by PAWS.
+	PAWSRejects uint64 `json:"paws_rejects,omitempty"`
 }
 
 // Cause is one suspected cause, with how sure we are, the evidence lines

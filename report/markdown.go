@@ -45,6 +45,13 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		num(s.SynPackets), num(s.SynRetransmits), num(s.SynackPackets), num(s.SynackRetransmits),
 		num(s.ResetsAfterHandshake.ByClient), num(s.ResetsAfterHandshake.ByServer))
 
+	if r.Kernel != nil {
+		p("## What the kernel saw\n\n")
+		for _, s := range kernelSummaryLines(r.Kernel) {
+			p("- %s\n", mdBlock(s))
+		}
+		p("\n")
+	}
 	if len(r.Incidents) == 0 {
 		p("## Incidents\n\nNo incidents.\n\n")
 	} else {
@@ -115,6 +122,13 @@ func mdIncident(w io.Writer, inc *Incident) {
 			for _, e := range c.Evidence {
 				p("   - because: %s\n", mdEscape(e))
 			}
+		}
+		p("\n")
+	}
+	if lines := kernelLines(inc.Kernel); len(lines) > 0 {
+		p("What the kernel saw:\n\n")
+		for _, s := range lines {
+			p("- %s\n", mdBlock(s))
 		}
 		p("\n")
 	}

@@ -27,11 +27,15 @@ type Report struct {
 	IncidentsOmitted uint64         `json:"incidents_omitted,omitempty"`
 	Series           *Series        `json:"series,omitempty"`
 	Distributions    *Distributions `json:"distributions,omitempty"`
+	Live             *LiveCapture   `json:"live,omitempty"` // live runs only: how the capture itself went
 	Attempts         []Attempt      `json:"attempts"`
 	// Listing says which attempts are in Attempts: "anomalous" or "all";
 	// AttemptsOmitted counts those left out by the listing cap.
 	Listing         string `json:"listing"`
 	AttemptsOmitted uint64 `json:"attempts_omitted"`
+	// Kernel is what the watched host's kernel said during a live capture
+	// (absent for captures without kernel evidence).
+	Kernel *Kernel `json:"kernel,omitempty"`
 }
 
 // Settings records the knobs that shaped the verdicts.
@@ -61,6 +65,35 @@ type Source struct {
 	// Anomalies counts records that break the format but were read anyway.
 	Anomalies    uint64 `json:"anomalies,omitempty"`
 	FirstAnomaly string `json:"first_anomaly,omitempty"`
+}
+
+// LiveCapture is what a live run says about its own capture: where events
+// were lost (the two add up to summary.lost_events), whether the interface
+// went away, and how much of it the --write file holds.
+type LiveCapture struct {
+	Interface string `json:"interface"`
+	Engine    string `json:"engine"`
+	// LostKernel: dropped in the kernel, the engine's buffer being full
+	// (eBPF ring buffer, AF_PACKET ring, libpcap buffer; libpcap also
+	// counts the interface's own drops here).
+	LostKernel uint64 `json:"lost_kernel"`
+	// LostQueue: synscope's queue between the engine and the analysis was
+	// full (the analysis fell behind).
+	LostQueue uint64 `json:"lost_queue"`
+	// InterfaceGone is when the interface went away (RFC 3339); the
+	// capture stopped there.
+	InterfaceGone string `json:"interface_gone,omitempty"`
+	// Write is the --write file: its packets, and why it stopped short.
+	Write *LiveWrite `json:"write,omitempty"`
+}
+
+// LiveWrite is the pcapng file a live run kept its packets in.
+type LiveWrite struct {
+	Path    string `json:"path"`
+	Packets uint64 `json:"packets"` // packets in the file, each a whole block
+	// Stopped says why the file holds fewer packets than were captured
+	// (e.g. "no space left on device"); "" when it holds them all.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Outcomes counts attempts by outcome.
@@ -189,6 +222,8 @@ type Attempt struct {
 	FirstPacket       PacketRef `json:"first_packet"`
 	Timeline          []Event   `json:"timeline,omitempty"`
 	TimelineOmitted   int       `json:"timeline_omitted,omitempty"`
+	// Kernel: what the watched host's kernel said about this attempt.
+	Kernel *AttemptKernel `json:"kernel,omitempty"`
 }
 
 // ICMP describes an ICMP error that refused an attempt.
@@ -359,6 +394,7 @@ func NewAttempt(a *analyze.Attempt, withTimeline bool) Attempt {
 		TSSyn:            triPtr(a.SynTS),
 		TSSynack:         triPtr(a.SynAckTS),
 		FirstPacket:      PacketRef{Source: int(a.First.Source), Packet: a.First.Num},
+		Kernel:           newAttemptKernel(&a.Kernel),
 	}
 	if a.HasServerISN {
 		v := a.ServerISN

@@ -94,6 +94,10 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintln(ew)
 
 	writeVerdictText(ew, r)
+	if r.Kernel != nil {
+		writeKernelText(ew, "What the kernel saw", kernelSummaryLines(r.Kernel), "")
+		fmt.Fprintln(ew)
+	}
 	writeIncidentsText(ew, r)
 
 	title := "Anomalous attempts"
@@ -159,6 +163,9 @@ func Detail(a *Attempt) string {
 		parts = append(parts, a.Close+" "+strings.ReplaceAll(a.ClosePhase, "_", " "))
 	}
 	parts = append(parts, a.Flags...)
+	if k := a.Kernel; k != nil && k.SynDrops+k.OtherDrops > 0 {
+		parts = append(parts, fmt.Sprintf("kernel dropped %d segment(s): %s", k.SynDrops+k.OtherDrops, k.DropReason))
+	}
 	return strings.Join(parts, "; ")
 }
 
@@ -308,6 +315,7 @@ func writeIncidentsText(w io.Writer, r *Report) {
 				fmt.Fprintf(w, "     because: %s\n", e)
 			}
 		}
+		writeKernelText(w, "What the kernel saw:", kernelLines(inc.Kernel), "  ")
 		if len(inc.Samples) > 0 {
 			ids := make([]string, len(inc.Samples))
 			for j := range inc.Samples {
