@@ -38,10 +38,12 @@ type readConfig struct {
 	cpuprof   string
 	memprof   string
 	lost      uint64 // live: packets or events lost before the analysis
-	bundle    string
-	payload   bool
-	anonymize bool
-	anonKey   string
+	// kernelMissing (live): kernel evidence that could not be collected, and why.
+	kernelMissing []string
+	bundle        string
+	payload       bool
+	anonymize     bool
+	anonKey       string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -427,6 +429,7 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *pr
 }
 
 func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []*capture.SourceInfo, res *analyze.Result) *report.Report {
+	an.Kernel().Conclude(res)
 	rep := &report.Report{
 		Schema:    report.Schema,
 		Generator: "synscope " + version,
@@ -452,6 +455,7 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 		rep.Listing = "all"
 	}
 	rep.Incidents, rep.Verdict = report.NewIncidents(res, an.Summary())
+	rep.Kernel = report.NewKernel(an.Kernel(), cfg.kernelMissing)
 	for _, in := range infos {
 		s := report.Source{Path: in.Path, Format: in.Format, Compressed: in.Compressed, Packets: in.Packets, Bytes: in.Bytes,
 			First: report.TimeString(in.First), Last: report.TimeString(in.Last), LinkTypes: []string{}}
