@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -166,7 +167,31 @@ func (k *kreader) sample() *kevent.Sample {
 	s.ConntrackMax = k.conntrack(s, "nf_conntrack_max")
 
 	k.listeners(s)
+	k.addrs(s)
 	return s
+}
+
+// maxAddrs bounds the namespace's own addresses a sample keeps.
+const maxAddrs = 256
+
+// addrs lists the namespace's own addresses (a netlink dump from this
+// thread, so from its namespace): they tell a report whether this host was
+// the client or the server of an attempt.
+func (k *kreader) addrs(s *kevent.Sample) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		s.Missing = append(s.Missing, "addresses: "+why(err))
+		return
+	}
+	for _, a := range as {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(ipn.IP); ok && len(s.Addrs) < maxAddrs {
+			s.Addrs = append(s.Addrs, ip.Unmap())
+		}
+	}
 }
 
 // why says why a reading failed, briefly.
