@@ -74,6 +74,11 @@ type Tap struct {
 	attachDel func() error // clsact fallback cleanup, nil with TCX
 	// Mode tells how the program is attached: "tcx" or "clsact".
 	Mode string
+
+	gone      chan struct{} // closed when the interface goes away
+	goneAt    time.Time     // set before gone is closed
+	stopWatch chan struct{} // closed by Close: ends the watcher
+	watchDone chan struct{} // closed when the watcher has ended
 }
 
 // OpenTap loads the tap and attaches it to ingress and egress of ifname in
@@ -128,8 +133,94 @@ func OpenTap(ifname, netns string, cfg TapConfig) (*Tap, error) {
 		t.Close()
 		return nil, fmt.Errorf("tap: ring buffer: %w", err)
 	}
+	if err := inNetns(nsFD, t.watch); err != nil {
+		t.Close()
+		return nil, err
+	}
 	t.bootToRT = clockOffset()
 	return t, nil
+}
+
+// watch runs in the interface's namespace: it subscribes to the
+// namespace's link notifications, and a goroutine closes t.gone when the
+// interface is deleted (or moved to another namespace, which the old one
+// sees as a deletion). Once a second it also asks for the interface by its
+// index, in case a notification was lost (a full netlink socket drops
+// them); both sockets stay bound to the namespace they were opened in.
+func (t *Tap) watch() error {
+	t.gone = make(chan struct{})
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("tap: netlink: %w", err)
+	}
+	updates := make(chan netlink.LinkUpdate, 64)
+	subDone := make(chan struct{})
+	if err := netlink.LinkSubscribeWithOptions(updates, subDone, netlink.LinkSubscribeOptions{ErrorCallback: func(error) {}}); err != nil {
+		h.Close()
+		return fmt.Errorf("tap: watching links: %w", err)
+	}
+	exists := func() bool {
+		_, err := h.LinkByIndex(t.ifindex)
+		var nf netlink.LinkNotFoundError
+		return !errors.As(err, &nf)
+	}
+	if !exists() { // gone between the lookup and the subscription
+		close(subDone)
+		h.Close()
+		return fmt.Errorf("tap: interface index %d went away while attaching", t.ifindex)
+	}
+	t.stopWatch, t.watchDone = make(chan struct{}), make(chan struct{})
+	sub := updates
+	go func() {
+		defer close(t.watchDone)
+		defer h.Close()
+		defer func() {
+			close(subDone)
+			go func() {
+				for range sub { // let the subscriber see subDone and end
+				}
+			}()
+		}()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			gone := false
+			select {
+			case <-t.stopWatch:
+				return
+			case u, ok := <-updates:
+				if !ok {
+					updates = nil // the subscription failed: the ticker still checks
+					continue
+				}
+				gone = u.Header.Type == unix.RTM_DELLINK && int(u.Index) == t.ifindex
+			case <-tick.C:
+				gone = !exists()
+			}
+			if gone {
+				t.goneAt = time.Now()
+				close(t.gone)
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// Gone is closed when the interface the tap is attached to goes away
+// (deleted, or moved to another namespace); GoneAt then says when. Events
+// already in the ring can still be read.
+func (t *Tap) Gone() <-chan struct{} { return t.gone }
+
+// GoneAt is when the interface was seen to go away (zero until Gone is
+// closed).
+func (t *Tap) GoneAt() time.Time {
+	select {
+	case <-t.gone:
+		return t.goneAt
+	default:
+		return time.Time{}
+	}
 }
 
 // loadObjects loads tap.c's objects with the settings rewritten.
@@ -408,6 +499,11 @@ func (t *Tap) Ifindex() int { return t.ifindex }
 // blocked in another goroutine returns os.ErrClosed.
 func (t *Tap) Close() error {
 	var errs []error
+	if t.stopWatch != nil {
+		close(t.stopWatch)
+		<-t.watchDone
+		t.stopWatch = nil
+	}
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
 	}

@@ -54,6 +54,8 @@ type afpacket struct {
 	f       *os.File
 	rc      syscall.RawConn
 	cooked  bool
+	iface   string // as given, for InterfaceGoneError
+	ifindex int    // 0 for "any"
 
 	ring      []byte
 	blockSize int
@@ -63,13 +65,17 @@ type afpacket struct {
 	closed atomic.Bool
 	blk    int  // index of the current block
 	held   bool // the current block is ours (TP_STATUS_USER) and being read
-	// drainBy: once the context ends, packets already in the ring are still
-	// handed out, waiting once for the kernel to retire a partly filled block.
+	// drainBy: once the context ends or the interface is gone, packets
+	// already in the ring are still handed out, waiting once for the kernel
+	// to retire a partly filled block.
 	drainBy time.Time
-	left    uint32 // packets of the held block not yet handed out
-	off     int    // offset of the next one within the block
-	scrap   []byte // a cooked frame whose SLL header did not fit in the ring
-	info    SourceInfo
+	// gone is set (by Next, from the socket's pending error) when the interface
+	// went away: Next drains the ring, then returns it.
+	gone  *InterfaceGoneError
+	left  uint32 // packets of the held block not yet handed out
+	off   int    // offset of the next one within the block
+	scrap []byte // a cooked frame whose SLL header did not fit in the ring
+	info  SourceInfo
 
 	smu   sync.Mutex
 	stats LiveStats
@@ -125,8 +131,26 @@ func OpenAFPacket(ctx context.Context, cfg LiveConfig) (LiveSource, error) {
 	if cfg.Netns != "" {
 		s.info.Path += "@" + cfg.Netns
 	}
+	s.iface = s.info.Path
 	return s, nil
 }
+
+// InterfaceGoneError ends a live capture whose interface went away (deleted,
+// or moved to another namespace) while it was captured: the packets before
+// it were handed out. Every live engine returns it from Next (after the
+// packets still buffered) and keeps it in SourceInfo.Err.
+type InterfaceGoneError struct {
+	Interface string    // as given (with "@netns" when in another namespace)
+	At        time.Time // when the engine noticed
+}
+
+func (e *InterfaceGoneError) Error() string {
+	return fmt.Sprintf("interface %s went away at %s; the capture stopped there", e.Interface, e.At.UTC().Format("2006-01-02 15:04:05.000 UTC"))
+}
+
+// InterfaceGone says when the interface went away (for callers that match
+// the error by this method rather than by type).
+func (e *InterfaceGoneError) InterfaceGone() time.Time { return e.At }
 
 // packetSocket creates the packet socket, unbound (protocol 0: it sees
 // nothing until bind), raw for Ethernet-like interfaces and cooked
@@ -233,7 +257,7 @@ func setup(ctx context.Context, fd, ifindex int, cooked bool, cfg LiveConfig) (s
 		lt = linkTypeLinuxSLL
 	}
 	s = &afpacket{
-		ctx: ctx, f: f, rc: rc, cooked: cooked,
+		ctx: ctx, f: f, rc: rc, cooked: cooked, ifindex: ifindex,
 		ring: ring, blockSize: bs, blockNr: total / bs,
 		info: SourceInfo{Format: "afpacket", LinkTypes: []uint16{lt}, Snaplen: uint32(cfg.Snaplen), Nanosecond: true},
 	}
@@ -282,23 +306,69 @@ func (s *afpacket) Next(p *Packet) error {
 			s.off = int(binary.NativeEndian.Uint32(b[16:])) // offset_to_first_pkt
 			continue
 		}
-		if s.ctx.Err() != nil {
+		if s.ctx.Err() != nil || s.gone != nil {
 			// Nothing is lost at the end: a partly filled block comes to
 			// user space after the block timeout, so wait for that once.
 			if s.drainBy.IsZero() {
 				s.drainBy = time.Now().Add((blockTimeoutMs + 30) * time.Millisecond)
 			}
 			if time.Now().After(s.drainBy) {
+				if s.gone != nil {
+					s.info.Err = s.gone
+					return s.gone
+				}
 				return io.EOF
 			}
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
-		err := s.rc.Read(func(uintptr) bool { return s.ready() || s.done() })
+		var sockErr error
+		err := s.rc.Read(func(fd uintptr) bool {
+			if s.ready() || s.done() {
+				return true
+			}
+			// The kernel reports trouble on the socket as a pending error
+			// (poll says POLLERR): ENETDOWN when the interface went down
+			// or away.
+			if e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+				sockErr = unix.Errno(e)
+				return true
+			}
+			return false
+		})
 		if err != nil && !s.done() {
 			return fmt.Errorf("afpacket: waiting for packets: %w", err)
 		}
+		if sockErr != nil {
+			if err := s.checkGone(sockErr); err != nil {
+				s.info.Err = err
+				return err
+			}
+		}
 	}
+}
+
+// checkGone looks at an error the socket reported. ENETDOWN with the socket
+// no longer bound to its interface (the kernel unbinds it, ifindex -1, when
+// the interface is unregistered) means the interface went away: Next then
+// drains the ring and returns an *InterfaceGoneError. ENETDOWN for an
+// interface that is only down is not an end: the kernel resumes the capture
+// when it comes up. Any other error ends the capture.
+func (s *afpacket) checkGone(sockErr error) error {
+	if !errors.Is(sockErr, unix.ENETDOWN) && !errors.Is(sockErr, unix.ENXIO) && !errors.Is(sockErr, unix.ENODEV) {
+		return fmt.Errorf("afpacket: %s: %w", s.iface, sockErr)
+	}
+	if s.ifindex == 0 {
+		return nil // "any": no one interface to lose
+	}
+	var sa unix.Sockaddr
+	var gerr error
+	s.rc.Control(func(fd uintptr) { sa, gerr = unix.Getsockname(int(fd)) })
+	if ll, ok := sa.(*unix.SockaddrLinklayer); gerr == nil && ok && ll.Ifindex == s.ifindex {
+		return nil // down, not gone
+	}
+	s.gone = &InterfaceGoneError{Interface: s.iface, At: time.Now()}
+	return nil
 }
 
 func (s *afpacket) emit(p *Packet) error {

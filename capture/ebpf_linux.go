@@ -23,6 +23,8 @@ type ebpfSource struct {
 	closed atomic.Bool
 	// deadline is the read deadline now set on the tap.
 	deadline time.Time
+	iface    string              // as given, for InterfaceGoneError
+	gone     *InterfaceGoneError // the interface went away: returned once the ring is drained
 }
 
 // pollSlice bounds how long Next waits before looking at its context, and
@@ -43,7 +45,10 @@ func OpenEBPF(ctx context.Context, cfg LiveConfig) (LiveSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &ebpfSource{ctx: ctx, tap: tap}
+	s := &ebpfSource{ctx: ctx, tap: tap, iface: cfg.Interface}
+	if cfg.Netns != "" {
+		s.iface += "@" + cfg.Netns
+	}
 	s.info = SourceInfo{Path: cfg.Interface, Format: "ebpf", Nanosecond: true}
 	return s, nil
 }
@@ -53,10 +58,21 @@ func (s *ebpfSource) Next(p *Packet) error {
 		return io.EOF
 	}
 	for {
-		if s.ctx.Err() != nil {
+		if s.gone == nil {
+			select {
+			case <-s.tap.Gone():
+				s.gone = &InterfaceGoneError{Interface: s.iface, At: s.tap.GoneAt()}
+			default:
+			}
+		}
+		if s.ctx.Err() != nil || s.gone != nil {
 			// The end: hand out what the ring still holds, without waiting.
 			s.tap.SetDeadline(time.Now())
 			if err := s.tap.Read(&s.rec); err != nil {
+				if s.gone != nil {
+					s.info.Err = s.gone
+					return s.gone
+				}
 				return io.EOF
 			}
 			break

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type pcapSource struct {
 	ctx context.Context
 	h   *gopcap.Handle
 	lt  uint16
+	cfg LiveConfig // the interface and namespace, to tell a vanished interface
 
 	closed atomic.Bool
 	mu     sync.Mutex // held by Next
@@ -95,7 +97,7 @@ func OpenPcap(ctx context.Context, cfg LiveConfig) (LiveSource, error) {
 	}
 	lt := uint16(h.LinkType())
 	s := &pcapSource{
-		ctx: ctx, h: h, lt: lt,
+		ctx: ctx, h: h, lt: lt, cfg: cfg,
 		info: SourceInfo{
 			Path: cfg.Interface, Format: "libpcap", LinkTypes: []uint16{lt},
 			Snaplen: uint32(h.SnapLen()), Nanosecond: h.Resolution().ToDuration() < time.Microsecond,
@@ -257,7 +259,14 @@ func (s *pcapSource) Next(p *Packet) error {
 			if ending {
 				return io.EOF
 			}
-			return fmt.Errorf("pcap: reading %s: %w", s.info.Path, err)
+			if s.interfaceGone() {
+				// libpcap says "The interface went down" (ENETDOWN) both
+				// when it is down and when it is gone: look it up.
+				s.info.Err = &InterfaceGoneError{Interface: s.info.Path, At: time.Now()}
+			} else {
+				s.info.Err = fmt.Errorf("pcap: reading %s: %w", s.info.Path, err)
+			}
+			return s.info.Err
 		}
 		s.info.Packets++
 		t := ci.Timestamp.UnixNano()
@@ -271,6 +280,19 @@ func (s *pcapSource) Next(p *Packet) error {
 		*p = Packet{Data: data, Time: t, OrigLen: max(ci.Length, len(data)), LinkType: s.lt, Num: s.info.Packets}
 		return nil
 	}
+}
+
+// interfaceGone says whether the interface no longer exists in its
+// namespace.
+func (s *pcapSource) interfaceGone() bool {
+	if s.cfg.Interface == "any" {
+		return false
+	}
+	err := inNetns(s.cfg.Netns, func() error {
+		_, err := net.InterfaceByName(s.cfg.Interface)
+		return err
+	})
+	return err != nil && strings.Contains(err.Error(), "no such network interface")
 }
 
 // Stats reads libpcap's counters (totals since open). Received is what

@@ -86,6 +86,14 @@ type BundleOptions struct {
 	// Files are the report renderings to write; nil means
 	// DefaultBundleFiles, an empty non-nil slice none.
 	Files []BundleFile
+	// MaxBytes bounds the bundle's total size (0: no bound). The report
+	// files are always written whole; the incidents' pcapng files then
+	// share what is left, in the report's incident order, each keeping the
+	// packets (in time order) that fit: a file cut short says so in its
+	// section comment, and a file that cannot hold even its headers is not
+	// written. The index of evidence files at the end of report.md (when
+	// Files has it) lists each file, its packets and what was cut.
+	MaxBytes int64
 }
 
 // WriteBundle writes an evidence bundle into dir (created if need be): the
@@ -94,15 +102,18 @@ type BundleOptions struct {
 // extract (nil: no pcapng files). Each pcapng has one interface per link
 // type, the packets in time order, a comment on each saying why it is there
 // ("SYN retransmission 2 of attempt 17", "RST from the server, attempt 17
-// (after request)") and a section comment saying what the file is.
+// (after request)") and a section comment saying what the file is. With
+// pcapng files, report.md ends with their index (file, packets, size, what
+// was cut by opt.MaxBytes).
 //
 // Every file is written to a temporary name in dir and renamed into place,
-// so a file that is there is complete, even if the run is interrupted. A
-// failure does not stop the others: WriteBundle writes what it can and
-// returns the failures joined, each naming its file; packets that could not
-// be read back are left out, counted in their file's section comment, and
-// reported in the error. The sample packets (at most the timeline limit per
-// sample attempt) are held in memory until their files are written.
+// so a file that is there is complete, even if the run is interrupted or
+// the disk is full. A failure does not stop the others: WriteBundle writes
+// what it can and returns the failures joined, each naming its file;
+// packets that could not be read back are left out, counted in their
+// file's section comment, and reported in the error. The sample packets (at
+// most the timeline limit per sample attempt) are held in memory until their
+// files are written.
 func WriteBundle(dir string, r *Report, opt BundleOptions, extract ExtractFunc) error {
 	if opt.Anonymizer != nil && !r.Settings.Anonymized {
 		return errors.New("evidence bundle: the report is not anonymised (call Anonymizer.Report on it first)")
@@ -115,16 +126,74 @@ func WriteBundle(dir string, r *Report, opt BundleOptions, extract ExtractFunc) 
 		files = DefaultBundleFiles()
 	}
 	var errs []error
-	for _, f := range files {
-		err := bundleWriteAtomic(filepath.Join(dir, f.Name), func(w io.Writer) error { return f.Write(w, r) })
+
+	// The packets first: the index in report.md says what the pcapng
+	// files hold.
+	var plans []*bundleFilePlan
+	if extract != nil && len(r.Incidents) > 0 {
+		pkts, err := bundleReadBack(r, &opt, extract)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("evidence bundle: reading packets back: %w", err))
+		}
+		for i := range r.Incidents {
+			plans = append(plans, planIncidentFile(r, &r.Incidents[i], pkts))
+		}
+	}
+
+	// The report files, report.md (and its index) last.
+	var used int64
+	index := -1
+	for i, f := range files {
+		if f.Name == "report.md" && len(plans) > 0 {
+			index = i
+			continue
+		}
+		n, err := bundleWriteAtomic(filepath.Join(dir, f.Name), func(w io.Writer) error { return f.Write(w, r) })
+		used += n
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if extract == nil || len(r.Incidents) == 0 {
-		return errors.Join(errs...)
+	if index >= 0 {
+		md := files[index]
+		var c bundleCounter
+		mdErr := md.Write(&c, r)
+		// Room for the index, whatever the plan says in it.
+		used += c.n + int64(len(bundleIndex(plans, &opt))) + 64*int64(len(plans)) + 256
+		planBundle(plans, r, &opt, opt.MaxBytes-used)
+		_, err := bundleWriteAtomic(filepath.Join(dir, md.Name), func(w io.Writer) error {
+			if mdErr != nil {
+				return mdErr
+			}
+			if err := md.Write(w, r); err != nil {
+				return err
+			}
+			_, err := io.WriteString(w, bundleIndex(plans, &opt))
+			return err
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		planBundle(plans, r, &opt, opt.MaxBytes-used)
 	}
 
+	for _, p := range plans {
+		if p.skip {
+			continue
+		}
+		path := filepath.Join(dir, p.name)
+		_, err := bundleWriteAtomic(path, func(w io.Writer) error { return p.write(w, r, &opt) })
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// bundleReadBack reads the sample attempts' packets back, cut and
+// anonymised as opt says.
+func bundleReadBack(r *Report, opt *BundleOptions, extract ExtractFunc) (map[PacketRef]*bundlePacket, error) {
 	want := map[int]map[uint64]bool{}
 	for i := range r.Incidents {
 		for j := range r.Incidents[i].Samples {
@@ -156,18 +225,83 @@ func WriteBundle(dir string, r *Report, opt BundleOptions, extract ExtractFunc) 
 		pkts[ref] = bp
 		return nil
 	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("evidence bundle: reading packets back: %w", err))
-	}
-	for i := range r.Incidents {
-		inc := &r.Incidents[i]
-		path := filepath.Join(dir, "incident-"+strconv.Itoa(inc.ID)+".pcapng")
-		err := bundleWriteAtomic(path, func(w io.Writer) error { return writeIncidentPcapng(w, r, inc, pkts, &opt) })
-		if err != nil {
-			errs = append(errs, err)
+	return pkts, err
+}
+
+// planBundle decides how many packets each incident's file keeps so that
+// the files fit in room (opt.MaxBytes 0: all of them), in incident order.
+func planBundle(plans []*bundleFilePlan, r *Report, opt *BundleOptions, room int64) {
+	for _, p := range plans {
+		p.keep = len(p.list)
+		p.size = p.sizeWith(r, opt)
+		if opt.MaxBytes <= 0 {
+			continue
 		}
+		if p.size > room {
+			// The most packets that fit (the size grows with them).
+			lo, hi := -1, len(p.list)-1 // p.keep = lo fits (-1: not even none), hi+1 does not
+			for lo < hi {
+				mid := (lo + hi + 1) / 2
+				p.keep = mid
+				if p.sizeWith(r, opt) <= room {
+					lo = mid
+				} else {
+					hi = mid - 1
+				}
+			}
+			if lo < 0 {
+				p.skip, p.keep, p.size = true, 0, 0
+				continue
+			}
+			p.keep = lo
+			p.size = p.sizeWith(r, opt)
+		}
+		room -= p.size
 	}
-	return errors.Join(errs...)
+}
+
+// bundleIndex is the Markdown index of the evidence files appended to
+// report.md.
+func bundleIndex(plans []*bundleFilePlan, opt *BundleOptions) string {
+	var b strings.Builder
+	b.WriteString("\n## Evidence files\n\n")
+	b.WriteString("Each incident's sample attempts, packet by packet, with a comment on each packet saying why it is there.\n\n")
+	b.WriteString("| file | incident | packets | bytes | note |\n|---|---|---|---|---|\n")
+	cutFiles, cutPkts := 0, 0
+	for _, p := range plans {
+		note, pk, size := "", strconv.Itoa(len(p.list)), strconv.FormatInt(p.size, 10)
+		switch {
+		case p.skip:
+			note, pk, size = "not written: the bundle's size limit was reached", "0 of "+pk, "-"
+		case p.keep < len(p.list):
+			note, pk = bundlePlural(len(p.list)-p.keep, "packet", "packets")+" cut: the bundle's size limit was reached", strconv.Itoa(p.keep)+" of "+pk
+		}
+		if p.keep < len(p.list) {
+			cutFiles++
+			cutPkts += len(p.list) - p.keep
+		}
+		fmt.Fprintf(&b, "| %s | %d: %s at %s | %s | %s | %s |\n", p.name, p.inc.ID, p.inc.Kind, p.inc.Server, pk, size, note)
+	}
+	if cutFiles > 0 {
+		fmt.Fprintf(&b, "\nThe bundle's size limit (%s) cut %s: %s left out. The report files are always whole.\n",
+			bundleMiB(opt.MaxBytes), bundlePlural(cutFiles, "file", "files"), bundlePlural(cutPkts, "packet", "packets"))
+	}
+	return b.String()
+}
+
+func bundleMiB(n int64) string {
+	if n%(1<<20) == 0 {
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// bundleCounter counts what is written to it.
+type bundleCounter struct{ n int64 }
+
+func (c *bundleCounter) Write(b []byte) (int, error) {
+	c.n += int64(len(b))
+	return len(b), nil
 }
 
 // bundlePacket is a packet read back, cut and anonymised as the options say.
@@ -208,18 +342,31 @@ func bundleHeadersLen(lt uint16, data []byte, origLen int) int {
 	return min(len(data), t+hl)
 }
 
-// writeIncidentPcapng writes one incident's packets.
-func writeIncidentPcapng(w io.Writer, r *Report, inc *Incident, pkts map[PacketRef]*bundlePacket, opt *BundleOptions) error {
-	type entry struct {
-		p        *bundlePacket
-		comments []string
-	}
-	byRef := map[PacketRef]*entry{}
-	var list []*entry
-	missing, omitted := 0, 0
+// bundleEntry is a packet of an incident's file with its comments.
+type bundleEntry struct {
+	p        *bundlePacket
+	comments []string
+}
+
+// bundleFilePlan is one incident's pcapng file: its packets in time order,
+// and how many of them it keeps.
+type bundleFilePlan struct {
+	name             string
+	inc              *Incident
+	list             []*bundleEntry
+	links            []uint16
+	missing, omitted int
+	keep             int   // packets written: list[:keep]
+	size             int64 // bytes, with keep packets
+	skip             bool  // not written: no room left at all
+}
+
+func planIncidentFile(r *Report, inc *Incident, pkts map[PacketRef]*bundlePacket) *bundleFilePlan {
+	p := &bundleFilePlan{name: "incident-" + strconv.Itoa(inc.ID) + ".pcapng", inc: inc}
+	byRef := map[PacketRef]*bundleEntry{}
 	for i := range inc.Samples {
 		a := &inc.Samples[i]
-		omitted += a.TimelineOmitted
+		p.omitted += a.TimelineOmitted
 		comments := bundleComments(a)
 		for k, e := range a.Timeline {
 			c := comments[k] + " [" + bundleOrigin(r, e.Packet) + "]"
@@ -227,31 +374,43 @@ func writeIncidentPcapng(w io.Writer, r *Report, inc *Incident, pkts map[PacketR
 				x.comments = append(x.comments, c)
 				continue
 			}
-			p := pkts[e.Packet]
-			if p == nil {
-				missing++
-				byRef[e.Packet] = &entry{} // counted once
+			bp := pkts[e.Packet]
+			if bp == nil {
+				p.missing++
+				byRef[e.Packet] = &bundleEntry{} // counted once
 				continue
 			}
-			x := &entry{p: p, comments: []string{c}}
+			x := &bundleEntry{p: bp, comments: []string{c}}
 			byRef[e.Packet] = x
-			list = append(list, x)
+			p.list = append(p.list, x)
 		}
 	}
-	slices.SortStableFunc(list, func(x, y *entry) int {
+	slices.SortStableFunc(p.list, func(x, y *bundleEntry) int {
 		return cmp.Or(cmp.Compare(x.p.time, y.p.time), cmp.Compare(x.p.ref.Source, y.p.ref.Source), cmp.Compare(x.p.ref.Packet, y.p.ref.Packet))
 	})
-
 	// One interface per link type, in order of appearance.
-	var links []uint16
-	for _, x := range list {
-		if !slices.Contains(links, x.p.link) {
-			links = append(links, x.p.link)
+	for _, x := range p.list {
+		if !slices.Contains(p.links, x.p.link) {
+			p.links = append(p.links, x.p.link)
 		}
 	}
-	if len(links) == 0 {
-		links = []uint16{analyze.LinkEthernet}
+	if len(p.links) == 0 {
+		p.links = []uint16{analyze.LinkEthernet}
 	}
+	p.keep = len(p.list)
+	return p
+}
+
+// sizeWith is the file's size with p.keep packets.
+func (p *bundleFilePlan) sizeWith(r *Report, opt *BundleOptions) int64 {
+	var c bundleCounter
+	p.write(&c, r, opt)
+	return c.n
+}
+
+// write writes the file's first p.keep packets.
+func (p *bundleFilePlan) write(w io.Writer, r *Report, opt *BundleOptions) error {
+	list := p.list[:p.keep]
 	withheld := 0
 	for _, x := range list {
 		if x.p.withheld {
@@ -262,27 +421,31 @@ func writeIncidentPcapng(w io.Writer, r *Report, inc *Incident, pkts map[PacketR
 		return pcapgo.NgInterface{Name: analyze.LinkTypeName(lt), Description: "link type " + analyze.LinkTypeName(lt) + " (" + strconv.Itoa(int(lt)) + ")",
 			LinkType: layers.LinkType(lt), TimestampResolution: 9}
 	}
-	nw, err := pcapgo.NewNgWriterInterface(w, iface(links[0]), pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
+	comment := bundleSectionComment(p.inc, len(list), p.missing, p.omitted, withheld, opt)
+	if cut := len(p.list) - p.keep; cut > 0 {
+		comment += "\n" + bundlePlural(cut, "later packet", "later packets") + " of the sample attempts left out: the bundle's size limit (" + bundleMiB(opt.MaxBytes) + ") was reached."
+	}
+	nw, err := pcapgo.NewNgWriterInterface(w, iface(p.links[0]), pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
 		Application: r.Generator,
-		Comment:     bundleSectionComment(inc, len(list), missing, omitted, withheld, opt),
+		Comment:     comment,
 	}})
 	if err != nil {
 		return err
 	}
-	for _, lt := range links[1:] {
+	for _, lt := range p.links[1:] {
 		if _, err := nw.AddInterface(iface(lt)); err != nil {
 			return err
 		}
 	}
 	for _, x := range list {
-		p := x.p
+		bp := x.p
 		comments := x.comments
-		if p.withheld {
+		if bp.withheld {
 			comments = append(comments, "packet data withheld: its addresses could not be anonymised")
 		}
-		ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, p.time), CaptureLength: len(p.data), Length: p.origLen,
-			InterfaceIndex: slices.Index(links, p.link)}
-		if err := nw.WritePacketWithOptions(ci, p.data, pcapgo.NgPacketOptions{Comments: comments}); err != nil {
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, bp.time), CaptureLength: len(bp.data), Length: bp.origLen,
+			InterfaceIndex: slices.Index(p.links, bp.link)}
+		if err := nw.WritePacketWithOptions(ci, bp.data, pcapgo.NgPacketOptions{Comments: comments}); err != nil {
 			return err
 		}
 	}
@@ -465,17 +628,19 @@ func unreachMeaning(v6 bool, typ, code int) string {
 	return ""
 }
 
-// writeAtomic writes path through a temporary file in the same directory,
-// renamed into place once complete and synced; on failure the temporary
-// file is removed and the error names path.
-func bundleWriteAtomic(path string, write func(w io.Writer) error) error {
+// bundleWriteAtomic writes path through a temporary file in the same
+// directory, renamed into place once complete and synced; on failure (a
+// full disk: ENOSPC) the temporary file is removed, nothing is left under
+// path's name, and the error names path. It returns the bytes written.
+func bundleWriteAtomic(path string, write func(w io.Writer) error) (int64, error) {
 	dir, base := filepath.Split(path)
 	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 64<<10)
+	c := &bundleCountingWriter{w: f}
+	bw := bufio.NewWriterSize(c, 64<<10)
 	err = write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -494,7 +659,18 @@ func bundleWriteAtomic(path string, write func(w io.Writer) error) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
+		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
-	return nil
+	return c.n, nil
+}
+
+type bundleCountingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *bundleCountingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }

@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
@@ -31,6 +34,10 @@ type liveConfig struct {
 	ready    string
 	metrics  string
 	jsonl    bool
+	// Test only (hidden flags): while the file exists, the engine is not
+	// read (its kernel buffer fills) or the analysis does not run
+	// (synscope's queue fills), so that losses can be forced.
+	holdCapture, holdAnalysis string
 }
 
 const liveUsage = `Usage: synscope live -i IFACE [flags]
@@ -61,10 +68,15 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.StringVar(&cfg.write, "write", "", "keep what was captured in this pcapng file (synscope read on it gives the same verdicts)")
 	fs.StringVar(&cfg.live.Netns, "netns", "", "capture inside this network namespace (a name under /var/run/netns, or a path)")
 	fs.IntVar(&cfg.live.Snaplen, "snaplen", 256, "bytes kept of each packet")
+	fs.IntVar(&cfg.live.BufferMB, "buffer-mb", 0, "the engine's kernel buffer in MiB: a fuller one drops (and counts) events (default: afpacket 8, ebpf 4, pcap 8)")
 	fs.DurationVar(&cfg.status, "status-every", 5*time.Second, "how often the status line is refreshed on a terminal")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics on this address (host:port), path /metrics")
-	fs.StringVar(&cfg.ready, "ready-file", "", "create this file once the engine captures (for scripts and tests that must not send traffic earlier)")
+	fs.StringVar(&cfg.ready, "ready-file", "", "create this file once the engine captures (for scripts and tests that must not send traffic earlier); it is removed once a signal is being handled")
 	_ = fs.MarkHidden("ready-file")
+	fs.StringVar(&cfg.holdCapture, "test-hold-capture", "", "test only: do not read from the engine while this file exists (even once stopped)")
+	fs.StringVar(&cfg.holdAnalysis, "test-hold-analysis", "", "test only: do not analyse queued packets while this file exists (even once stopped)")
+	_ = fs.MarkHidden("test-hold-capture")
+	_ = fs.MarkHidden("test-hold-analysis")
 	addReportFlags(fs, rc)
 	fs.Lookup("format").Usage = "output format: text, json, markdown or html for the report at the end; jsonl streams one JSON object per closed incident, then the report as one line"
 	fs.Usage = func() {
@@ -79,6 +91,9 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	}
 	if cfg.live.Interface == "" {
 		return nil, &usageError{"live needs -i INTERFACE"}
+	}
+	if cfg.live.BufferMB < 0 {
+		return nil, &usageError{"--buffer-mb must not be negative"}
 	}
 	if fs.NArg() > 0 {
 		rc.filter = strings.Join(fs.Args(), " ")
@@ -114,6 +129,7 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	if err != nil {
 		return &usageError{err.Error()}
 	}
+	signalled := ctx // ended by the first SIGINT/SIGTERM (in main)
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
@@ -124,11 +140,6 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		return err
 	}
 	defer src.Close()
-	if cfg.ready != "" {
-		if err := os.WriteFile(cfg.ready, []byte(name+"\n"), 0o644); err != nil {
-			return fmt.Errorf("live: %w", err)
-		}
-	}
 
 	// The packets go to a pcapng file: the user's --write, or a temporary
 	// one when a bundle needs them read back.
@@ -147,7 +158,18 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		if pw, err = newPcapWriter(writePath); err != nil {
 			return err
 		}
+		defer pw.close()
 	}
+	if cfg.ready != "" {
+		if err := os.WriteFile(cfg.ready, []byte(name+"\n"), 0o644); err != nil {
+			return fmt.Errorf("live: %w", err)
+		}
+	}
+	// A second SIGINT or SIGTERM, while the report is being made after the
+	// first, exits at once; the pcapng file stays valid (whole blocks).
+	finished := make(chan struct{})
+	defer close(finished)
+	go exitOnSecondSignal(signalled, finished, pw, cleanup, cfg.ready, cfg.stderr)
 
 	showStatus := false
 	if f, ok := cfg.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -171,19 +193,24 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	})
 
 	queue := make(chan livePacket, liveQueue)
-	var queueLost uint64
+	var queueLost atomic.Uint64
+	var readErr error // why the engine stopped, when not at the end (read after close(queue))
 	go func() {
 		defer close(queue)
 		var p capture.Packet
 		for {
+			holdWhile(cfg.holdCapture)
 			if err := src.Next(&p); err != nil {
-				return // io.EOF on cancellation, or the engine failed (it says so in Info)
+				if err != io.EOF {
+					readErr = err // the interface went away, or the engine failed
+				}
+				return
 			}
 			lp := livePacket{data: append([]byte(nil), p.Data...), time: p.Time, origLen: p.OrigLen, link: p.LinkType}
 			select {
 			case queue <- lp:
 			default:
-				queueLost++ // read by the analysis goroutine only after close(queue)
+				queueLost.Add(1)
 			}
 		}
 	}()
@@ -193,7 +220,6 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	var num uint64
 	var last analyze.Summary
 	lastAt := time.Now()
-	var writeErr error
 loop:
 	for {
 		select {
@@ -201,25 +227,23 @@ loop:
 			if !ok {
 				break loop
 			}
+			holdWhile(cfg.holdAnalysis)
 			num++
 			an.Packet(&analyze.Packet{Data: lp.data, Time: lp.time, OrigLen: lp.origLen, LinkType: lp.link, Ref: analyze.PacketRef{Num: num}})
-			if pw != nil && writeErr == nil {
-				writeErr = pw.write(lp)
-			}
+			pw.write(lp)
 		case <-tick.C:
 			an.Advance(time.Now().UnixNano()) // quiet flows expire on the wall clock
 			streamClosed(cfg, an, incs, showStatus)
+			pw.flush() // a file cut short by a crash still has what came before
 			if met != nil {
-				st := src.Stats()
-				met.lost.Store(st.Lost + st.Dropped)
+				met.lost.Store(kernelLost(name, src.Stats()) + queueLost.Load())
 			}
 			if showStatus {
 				s := an.Summary()
 				dt := time.Since(lastAt).Seconds()
-				st := src.Stats()
 				fmt.Fprintf(cfg.stderr, "\r%s  %6.1f attempts/s  unanswered %d  SYN retransmits %d  SYN-ACK retransmits %d  resets %d  lost %d   ",
 					time.Now().Format("15:04:05"), float64(s.Attempts-last.Attempts)/dt, s.Outcomes[analyze.OutcomeUnanswered],
-					s.SynRetransmits, s.SynAckRetransmits, s.ResetsByClient+s.ResetsByServer, st.Lost+st.Dropped)
+					s.SynRetransmits, s.SynAckRetransmits, s.ResetsByClient+s.ResetsByServer, kernelLost(name, src.Stats())+queueLost.Load())
 				last, lastAt = *s, time.Now()
 			}
 		}
@@ -228,25 +252,48 @@ loop:
 		fmt.Fprintln(cfg.stderr)
 	}
 	an.Finish()
-	if pw != nil {
-		if err := pw.close(); writeErr == nil {
-			writeErr = err
-		}
-	}
-	info := src.Info()
-	info.Path = "live:" + cfg.live.Interface + " (" + name + ")"
-	st := src.Stats()
-	cfg.lost = st.Lost + st.Dropped + queueLost
-	if lost := cfg.lost; lost > 0 {
-		fmt.Fprintf(cfg.stderr, "synscope: %d packets lost (engine %d, kernel drops %d, analysis queue full %d): the report covers what arrived\n",
-			lost, st.Lost, st.Dropped, queueLost)
-	}
-	paths := []string{writePath}
 	damaged := false
-	if writeErr != nil {
-		fmt.Fprintf(cfg.stderr, "synscope: writing %s: %v\n", writePath, writeErr)
+	info := src.Info()
+	where := cfg.live.Interface
+	if cfg.live.Netns != "" {
+		where += "@" + cfg.live.Netns
+	}
+	lc := &report.LiveCapture{Interface: where, Engine: name}
+	var gone interface{ InterfaceGone() time.Time }
+	switch {
+	case errors.As(readErr, &gone):
+		lc.InterfaceGone = report.TimeString(gone.InterfaceGone().UnixNano())
+		fmt.Fprintf(cfg.stderr, "synscope: %v; the report covers the %d packets captured before\n", readErr, info.Packets)
+		damaged = true
+	case readErr != nil:
+		fmt.Fprintf(cfg.stderr, "synscope: the %s engine stopped: %v; the report covers the %d packets captured before\n", name, readErr, info.Packets)
 		damaged = true
 	}
+	if readErr != nil && info.Err == nil {
+		info.Err = readErr
+	}
+	info.Path = "live:" + cfg.live.Interface + " (" + name + ")"
+	st := src.Stats()
+	lc.LostKernel, lc.LostQueue = kernelLost(name, st), queueLost.Load()
+	cfg.lost = lc.LostKernel + lc.LostQueue
+	if cfg.lost > 0 {
+		fmt.Fprintf(cfg.stderr, "synscope: %s lost: %s; the report covers what arrived\n", plural(cfg.lost, "event"), lostBy(lc))
+	}
+	if pw != nil {
+		pw.close()
+		if cfg.write != "" {
+			lc.Write = &report.LiveWrite{Path: cfg.write, Packets: pw.packets}
+		}
+		if pw.err != nil {
+			if lc.Write != nil {
+				lc.Write.Stopped = errReason(pw.err)
+			}
+			fmt.Fprintf(cfg.stderr, "synscope: %s stopped after %d packets: %v; the file is valid up to there, the capture went on\n", writePath, pw.packets, pw.err)
+			damaged = true
+		}
+	}
+	cfg.liveCapture = lc
+	paths := []string{writePath}
 	if err := finishReport(cfg.readConfig, an, col, incs, []*capture.SourceInfo{info}, paths); err != nil {
 		if !errors.Is(err, errDamaged) {
 			return err
@@ -257,6 +304,133 @@ loop:
 		return errDamaged
 	}
 	return nil
+}
+
+// kernelLost is what the engine's kernel side dropped. AF_PACKET's Lost
+// counts the times its ring froze, not packets (the packets dropped then are
+// in Dropped); for the eBPF tap Lost is the events the ring buffer had no
+// room for, for libpcap the interface's drops.
+func kernelLost(engine string, st capture.LiveStats) uint64 {
+	if engine == "afpacket" {
+		return st.Dropped
+	}
+	return st.Dropped + st.Lost
+}
+
+// lostBy says where events were lost, for stderr and the reports.
+func lostBy(lc *report.LiveCapture) string {
+	var parts []string
+	if lc.LostKernel > 0 {
+		what := "the engine's kernel buffer was full"
+		switch lc.Engine {
+		case "ebpf":
+			what = "the eBPF ring buffer was full"
+		case "afpacket":
+			what = "the AF_PACKET ring was full"
+		case "pcap":
+			what = "libpcap's buffer was full, or the interface dropped them"
+		}
+		parts = append(parts, fmt.Sprintf("%d in the kernel (%s: synscope's reader fell behind; a larger --buffer-mb helps)", lc.LostKernel, what))
+	}
+	if lc.LostQueue > 0 {
+		parts = append(parts, fmt.Sprintf("%d in synscope's queue (the analysis fell behind)", lc.LostQueue))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// errReason is an error's last part: "no space left on device".
+func errReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+func plural(n uint64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.FormatUint(n, 10) + " " + what + "s"
+}
+
+// writeLiveNotes puts what went wrong with a live capture at the head of a
+// text or Markdown report: events lost and where, the interface going away,
+// the --write file stopping short. Nothing when all went well.
+func writeLiveNotes(w io.Writer, format string, lc *report.LiveCapture) error {
+	var notes []string
+	if n := lc.LostKernel + lc.LostQueue; n > 0 {
+		notes = append(notes, fmt.Sprintf("LOST %s during the live capture: %s; the report covers what arrived", plural(n, "event"), lostBy(lc)))
+	}
+	if lc.InterfaceGone != "" {
+		at := lc.InterfaceGone
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			at = t.UTC().Format("2006-01-02 15:04:05.000 UTC")
+		}
+		notes = append(notes, fmt.Sprintf("The interface %s went away at %s: the capture stopped there; the report covers what was captured before", lc.Interface, at))
+	}
+	if wr := lc.Write; wr != nil && wr.Stopped != "" {
+		notes = append(notes, fmt.Sprintf("The evidence file %s stopped after packet %d (%s); it is valid up to there, the capture went on", wr.Path, wr.Packets, wr.Stopped))
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, n := range notes {
+		if format == "markdown" {
+			b.WriteString("> **" + n + ".**\n>\n")
+		} else {
+			b.WriteString("synscope live: " + n + ".\n")
+		}
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// holdWhile waits while the file exists, even past the end of the capture
+// (test only: --test-hold-*).
+func holdWhile(path string) {
+	if path == "" {
+		return
+	}
+	for {
+		if _, err := os.Stat(path); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // polling a file the test removes
+	}
+}
+
+// exitOnSecondSignal waits for the first SIGINT/SIGTERM (signalled ends),
+// then exits at once on the next one, after the pcapng file's last whole
+// blocks are written; finished ends it when the run returns normally. The
+// ready file, if any, is removed once a second signal would be heard.
+func exitOnSecondSignal(signalled context.Context, finished <-chan struct{}, pw *pcapWriter, cleanup func(), ready string, stderr io.Writer) {
+	select {
+	case <-signalled.Done():
+	case <-finished:
+		return
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(c)
+	if ready != "" {
+		os.Remove(ready)
+	}
+	select {
+	case <-c:
+	case <-finished:
+		return
+	}
+	msg := "synscope: second signal: exiting without the report"
+	if pw != nil {
+		pw.close() // waits for a write in progress: the file ends on a whole block
+		msg += fmt.Sprintf("; %s holds %d packets", pw.path, pw.packets)
+	}
+	cleanup()
+	fmt.Fprintln(stderr, msg)
+	os.Exit(exitDamaged)
 }
 
 // streamClosed reports incidents that have closed: with --format jsonl one
@@ -288,43 +462,189 @@ func streamClosed(cfg *liveConfig, an *analyze.Analyzer, incs *analyze.Incidents
 	}
 }
 
-// pcapWriter keeps live packets in a pcapng file, one interface per link type.
+// pcapWriter keeps live packets in a pcapng file, one interface per link
+// type, nanosecond timestamps. Blocks are built whole in a buffer and
+// written in one call each flush; a write that fails or comes up short is cut
+// back to the last whole block, and nothing more is written. So the file is
+// a valid pcapng at every moment, on a full disk, a crash between writes or
+// an exit on a second signal, and holds the first packets up to where it
+// stopped.
 type pcapWriter struct {
-	f      *os.File
-	w      *pcapgo.NgWriter
-	ifaces map[uint16]int
+	mu      sync.Mutex // a write in progress, against close from a signal
+	path    string
+	f       *os.File
+	buf     []byte   // whole blocks not yet written
+	marks   []ngMark // where each packet block in buf ends
+	size    int64    // bytes in the file, whole blocks only
+	packets uint64   // packets in the file
+	ifaces  map[uint16]uint32
+	err     error // the write that failed: the file ends before it
+	closed  bool
 }
+
+type ngMark struct {
+	end     int    // offset in buf after the block
+	packets uint64 // packets in buf up to there
+}
+
+// pcapFlushAt is how much is buffered before a write.
+const pcapFlushAt = 64 << 10
 
 func newPcapWriter(path string) (*pcapWriter, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("live: %w", err)
 	}
-	w, err := pcapgo.NewNgWriterInterface(f, pcapgo.NgInterface{Name: "synscope", LinkType: layers.LinkTypeEthernet, SnapLength: 262144}, pcapgo.DefaultNgWriterOptions)
-	if err != nil {
+	p := &pcapWriter{path: path, f: f, ifaces: map[uint16]uint32{}}
+	p.buf = ngSHB(p.buf, "synscope "+version)
+	if err := p.flushLocked(); err != nil { // the header now: a full disk is said before the capture starts
 		f.Close()
-		return nil, fmt.Errorf("live: %s: %w", path, err)
+		os.Remove(path)
+		return nil, fmt.Errorf("live: writing %s: %w", path, err)
 	}
-	return &pcapWriter{f: f, w: w, ifaces: map[uint16]int{1: 0}}, nil
+	return p, nil
 }
 
-func (p *pcapWriter) write(lp livePacket) error {
+// write adds one packet (nil p, or after a failure: nothing).
+func (p *pcapWriter) write(lp livePacket) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil || p.closed {
+		return
+	}
 	id, ok := p.ifaces[lp.link]
 	if !ok {
-		var err error
-		if id, err = p.w.AddInterface(pcapgo.NgInterface{Name: "synscope", LinkType: layers.LinkType(lp.link), SnapLength: 262144}); err != nil {
-			return err
-		}
+		id = uint32(len(p.ifaces))
 		p.ifaces[lp.link] = id
+		p.buf = ngIDB(p.buf, lp.link)
 	}
-	ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, lp.time), CaptureLength: len(lp.data), Length: lp.origLen, InterfaceIndex: id}
-	return p.w.WritePacket(ci, lp.data)
+	p.buf = ngEPB(p.buf, id, lp.time, lp.data, lp.origLen)
+	var n uint64 = 1
+	if k := len(p.marks); k > 0 {
+		n += p.marks[k-1].packets
+	}
+	p.marks = append(p.marks, ngMark{len(p.buf), n})
+	if len(p.buf) >= pcapFlushAt {
+		p.flushLocked()
+	}
 }
 
-func (p *pcapWriter) close() error {
-	err := p.w.Flush()
-	if cerr := p.f.Close(); err == nil {
-		err = cerr
+// flush writes what is buffered.
+func (p *pcapWriter) flush() {
+	if p == nil {
+		return
 	}
-	return err
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushLocked()
+}
+
+func (p *pcapWriter) flushLocked() error {
+	if p.err != nil || p.closed || len(p.buf) == 0 {
+		return p.err
+	}
+	n, err := p.f.Write(p.buf)
+	if err == nil && n < len(p.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		// Keep the whole blocks that made it, cut the rest.
+		keep, pk := 0, uint64(0)
+		for _, m := range p.marks {
+			if m.end > n {
+				break
+			}
+			keep, pk = m.end, m.packets
+		}
+		if n < len(p.buf) && len(p.marks) == 0 {
+			keep = 0 // header blocks only: all or nothing
+		}
+		if terr := p.f.Truncate(p.size + int64(keep)); terr != nil {
+			err = errors.Join(err, fmt.Errorf("cutting back to whole blocks: %w", terr))
+		}
+		p.size += int64(keep)
+		p.packets += pk
+		p.err = err
+		p.buf, p.marks = p.buf[:0], p.marks[:0]
+		return err
+	}
+	p.size += int64(n)
+	if k := len(p.marks); k > 0 {
+		p.packets += p.marks[k-1].packets
+	}
+	p.buf, p.marks = p.buf[:0], p.marks[:0]
+	return nil
+}
+
+// close writes what is buffered and closes the file (again: nothing).
+func (p *pcapWriter) close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.flushLocked()
+	if err := p.f.Close(); err != nil && p.err == nil {
+		p.err = err
+	}
+	p.closed = true
+}
+
+// pcapng blocks, little-endian (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html).
+
+func ngBlock(b []byte, typ uint32, body []byte) []byte {
+	n := uint32(12 + len(body))
+	b = binary.LittleEndian.AppendUint32(b, typ)
+	b = binary.LittleEndian.AppendUint32(b, n)
+	b = append(b, body...)
+	return binary.LittleEndian.AppendUint32(b, n)
+}
+
+func ngOption(b []byte, code uint16, v []byte) []byte {
+	b = binary.LittleEndian.AppendUint16(b, code)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(v)))
+	b = append(b, v...)
+	return append(b, make([]byte, (4-len(v)%4)%4)...)
+}
+
+func ngSHB(b []byte, app string) []byte {
+	var body []byte
+	body = binary.LittleEndian.AppendUint32(body, 0x1a2b3c4d)
+	body = binary.LittleEndian.AppendUint16(body, 1)
+	body = binary.LittleEndian.AppendUint16(body, 0)
+	body = binary.LittleEndian.AppendUint64(body, ^uint64(0)) // section length unknown
+	body = ngOption(body, 4, []byte(app))                     // shb_userappl
+	body = ngOption(body, 0, nil)
+	return ngBlock(b, 0x0a0d0d0a, body)
+}
+
+func ngIDB(b []byte, link uint16) []byte {
+	var body []byte
+	body = binary.LittleEndian.AppendUint16(body, link)
+	body = binary.LittleEndian.AppendUint16(body, 0)
+	body = binary.LittleEndian.AppendUint32(body, capture.MaxRecordLen)
+	body = ngOption(body, 2, []byte("synscope")) // if_name
+	body = ngOption(body, 9, []byte{9})          // if_tsresol: nanoseconds
+	body = ngOption(body, 0, nil)
+	return ngBlock(b, 1, body)
+}
+
+func ngEPB(b []byte, iface uint32, t int64, data []byte, origLen int) []byte {
+	n := uint32(32 + len(data) + (4-len(data)%4)%4)
+	b = binary.LittleEndian.AppendUint32(b, 6)
+	b = binary.LittleEndian.AppendUint32(b, n)
+	b = binary.LittleEndian.AppendUint32(b, iface)
+	b = binary.LittleEndian.AppendUint32(b, uint32(uint64(t)>>32))
+	b = binary.LittleEndian.AppendUint32(b, uint32(uint64(t)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(max(origLen, len(data))))
+	b = append(b, data...)
+	b = append(b, make([]byte, (4-len(data)%4)%4)...)
+	return binary.LittleEndian.AppendUint32(b, n)
 }

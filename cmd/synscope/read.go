@@ -38,9 +38,13 @@ type readConfig struct {
 	cpuprof   string
 	memprof   string
 	lost      uint64 // live: packets or events lost before the analysis
+	// liveCapture (live runs): losses by where, the interface going away,
+	// the --write file stopping short.
+	liveCapture *report.LiveCapture
 	// kernelMissing (live): kernel evidence that could not be collected, and why.
 	kernelMissing []string
 	bundle        string
+	bundleMax     int // --bundle-max-mb
 	payload       bool
 	anonymize     bool
 	anonKey       string
@@ -133,6 +137,7 @@ func addReportFlags(fs *pflag.FlagSet, cfg *readConfig) {
 	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
 	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
 	fs.StringVar(&cfg.bundle, "bundle", "", "write a ticket bundle to this directory: report.md, report.html, report.json and incident-N.pcapng with each incident's sample packets")
+	fs.IntVar(&cfg.bundleMax, "bundle-max-mb", 64, "the bundle's size limit in MiB: the report files always, then each incident's packets while they fit; what is cut is said in report.md and each pcapng (0: no limit)")
 	fs.BoolVar(&cfg.payload, "bundle-payload", false, "keep packet payloads in the bundle's pcapng files (default: headers only)")
 	fs.BoolVar(&cfg.anonymize, "anonymize", false, "replace every IP address (reports and bundle packets) with a prefix-preserving pseudonym (Crypto-PAn)")
 	fs.StringVar(&cfg.anonKey, "anonymize-key", "", "the key for --anonymize (the same key gives the same mapping; default: a fresh random key per run, or $SYNSCOPE_ANONYMIZE_KEY)")
@@ -489,6 +494,7 @@ func writeReport(cfg *readConfig, rep *report.Report) error {
 func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *analyze.Incidents, infos []*capture.SourceInfo, paths []string) error {
 	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
 	rep.Summary.LostEvents = cfg.lost
+	rep.Live = cfg.liveCapture
 	var anon *report.Anonymizer
 	if cfg.anonymize {
 		var err error
@@ -508,12 +514,30 @@ func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *a
 			return fn(&report.RawPacket{Source: p.Source, Num: p.Num, LinkType: p.LinkType, Time: p.Time, Data: p.Data, OrigLen: p.OrigLen})
 		})
 	}
-	if err := report.WriteBundle(cfg.bundle, rep, report.BundleOptions{Payload: cfg.payload, Anonymizer: anon}, extract); err != nil {
-		fmt.Fprintf(cfg.stderr, "synscope: %v\n", err)
+	files := report.DefaultBundleFiles()
+	for i := range files {
+		if files[i].Name == "report.md" { // with the live capture's notes, as on stdout
+			files[i].Write = func(w io.Writer, r *report.Report) error { return writeReportAs(w, "-", "markdown", r) }
+		}
+	}
+	opt := report.BundleOptions{Payload: cfg.payload, Anonymizer: anon, Files: files, MaxBytes: int64(cfg.bundleMax) << 20}
+	if err := report.WriteBundle(cfg.bundle, rep, opt, extract); err != nil {
+		for _, e := range unjoin(err) { // one line each, naming its file
+			fmt.Fprintf(cfg.stderr, "synscope: %v\n", e)
+		}
+		fmt.Fprintf(cfg.stderr, "synscope: the bundle in %s is incomplete: the files above were not written (no partial file is left under its name)\n", cfg.bundle)
 		return errDamaged
 	}
 	fmt.Fprintf(cfg.stderr, "synscope: bundle written to %s (%d incidents)\n", cfg.bundle, len(rep.Incidents))
 	return nil
+}
+
+// unjoin splits errors.Join's errors.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // writeReportAs renders rep in format to the file output, or to stdout when
@@ -529,17 +553,21 @@ func writeReportAs(stdout io.Writer, output, format string, rep *report.Report) 
 		w = f
 	}
 	var err error
-	switch format {
-	case "json":
+	if rep.Live != nil && (format == "text" || format == "markdown") {
+		err = writeLiveNotes(w, format, rep.Live)
+	}
+	switch {
+	case err != nil:
+	case format == "json":
 		err = report.WriteJSON(w, rep)
-	case "jsonl": // one line, typed, after any streamed incidents
+	case format == "jsonl": // one line, typed, after any streamed incidents
 		err = json.NewEncoder(w).Encode(struct {
 			Type string `json:"type"`
 			*report.Report
 		}{"report", rep})
-	case "markdown":
+	case format == "markdown":
 		err = report.WriteMarkdown(w, rep)
-	case "html":
+	case format == "html":
 		err = report.WriteHTML(w, rep)
 	default:
 		err = report.WriteText(w, rep)
