@@ -72,6 +72,7 @@ type afpacket struct {
 	// gone is set (by Next, from the socket's pending error) when the interface
 	// went away: Next drains the ring, then returns it.
 	gone  *InterfaceGoneError
+	down  bool   // the interface went down once: see checkGone
 	left  uint32 // packets of the held block not yet handed out
 	off   int    // offset of the next one within the block
 	scrap []byte // a cooked frame whose SLL header did not fit in the ring
@@ -322,6 +323,11 @@ func (s *afpacket) Next(p *Packet) error {
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
+		if s.down {
+			// The kernel says nothing more when a down interface is then
+			// deleted (it already unhooked the socket): look now and then.
+			s.f.SetReadDeadline(time.Now().Add(downPoll))
+		}
 		var sockErr error
 		err := s.rc.Read(func(fd uintptr) bool {
 			if s.ready() || s.done() {
@@ -336,6 +342,10 @@ func (s *afpacket) Next(p *Packet) error {
 			}
 			return false
 		})
+		if s.down && errors.Is(err, os.ErrDeadlineExceeded) && !s.done() {
+			s.checkBound()
+			continue
+		}
 		if err != nil && !s.done() {
 			return fmt.Errorf("afpacket: waiting for packets: %w", err)
 		}
@@ -348,12 +358,14 @@ func (s *afpacket) Next(p *Packet) error {
 	}
 }
 
-// checkGone looks at an error the socket reported. ENETDOWN with the socket
-// no longer bound to its interface (the kernel unbinds it, ifindex -1, when
-// the interface is unregistered) means the interface went away: Next then
-// drains the ring and returns an *InterfaceGoneError. ENETDOWN for an
-// interface that is only down is not an end: the kernel resumes the capture
-// when it comes up. Any other error ends the capture.
+// checkGone looks at an error the socket reported. ENETDOWN is reported
+// when the interface goes down, which it does first when it is deleted: if
+// the socket is no longer bound to it (the kernel unbinds it, ifindex -1,
+// once the interface is unregistered), the interface went away and Next
+// drains the ring and returns an *InterfaceGoneError. Else it may only be
+// down, which is not an end (the kernel resumes the capture when it comes
+// back up), or still on its way out: from then on Next looks every downPoll.
+// Any other error ends the capture.
 func (s *afpacket) checkGone(sockErr error) error {
 	if !errors.Is(sockErr, unix.ENETDOWN) && !errors.Is(sockErr, unix.ENXIO) && !errors.Is(sockErr, unix.ENODEV) {
 		return fmt.Errorf("afpacket: %s: %w", s.iface, sockErr)
@@ -361,15 +373,26 @@ func (s *afpacket) checkGone(sockErr error) error {
 	if s.ifindex == 0 {
 		return nil // "any": no one interface to lose
 	}
+	s.down = true
+	s.checkBound()
+	return nil
+}
+
+// checkBound sets s.gone when the socket is no longer bound to its
+// interface.
+func (s *afpacket) checkBound() {
 	var sa unix.Sockaddr
 	var gerr error
 	s.rc.Control(func(fd uintptr) { sa, gerr = unix.Getsockname(int(fd)) })
 	if ll, ok := sa.(*unix.SockaddrLinklayer); gerr == nil && ok && ll.Ifindex == s.ifindex {
-		return nil // down, not gone
+		return
 	}
 	s.gone = &InterfaceGoneError{Interface: s.iface, At: time.Now()}
-	return nil
 }
+
+// downPoll is how often Next looks whether an interface that went down
+// was deleted.
+const downPoll = 100 * time.Millisecond
 
 func (s *afpacket) emit(p *Packet) error {
 	blk := s.ring[s.blk*s.blockSize : (s.blk+1)*s.blockSize]

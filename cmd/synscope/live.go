@@ -498,8 +498,10 @@ func newPcapWriter(path string) (*pcapWriter, error) {
 	p := &pcapWriter{path: path, f: f, ifaces: map[uint16]uint32{}}
 	p.buf = ngSHB(p.buf, "synscope "+version)
 	if err := p.flushLocked(); err != nil { // the header now: a full disk is said before the capture starts
+		if fi, serr := f.Stat(); serr == nil && fi.Mode().IsRegular() {
+			os.Remove(path) // not a capture: leave nothing under the name (a device, /dev/full, stays)
+		}
 		f.Close()
-		os.Remove(path)
 		return nil, fmt.Errorf("live: writing %s: %w", path, err)
 	}
 	return p, nil

@@ -103,6 +103,9 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	if cfg.maxListed < 0 {
 		return nil, &usageError{"--max-listed must not be negative"}
 	}
+	if cfg.bundleMax < 0 {
+		return nil, &usageError{"--bundle-max-mb must not be negative"}
+	}
 	if cfg.anonKey != "" || cfg.payload {
 		if cfg.anonKey != "" {
 			cfg.anonymize = true
@@ -154,6 +157,9 @@ func (cfg *readConfig) checkReportFlags() error {
 	}
 	if cfg.payload && cfg.bundle == "" {
 		return &usageError{"--bundle-payload needs --bundle"}
+	}
+	if cfg.bundleMax < 0 {
+		return &usageError{"--bundle-max-mb must not be negative"}
 	}
 	return nil
 }
@@ -267,6 +273,7 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	var inputOf []int32              // input position of each opened source
 	readPaths := append([]string(nil), cfg.files...)
 	var stdin io.Reader
+	stdinCut := false // the spooled stdin ends where Ctrl-C or SIGTERM cut it
 	if slices.Contains(cfg.files, "-") {
 		stdin = interruptible(ctx, cfg.stdin)
 	}
@@ -275,11 +282,16 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 		var err error
 		switch {
 		case path == "-" && cfg.bundle != "":
-			// A bundle reads the evidence packets back: keep stdin in a file.
+			// A bundle reads the evidence packets back: keep stdin in a
+			// file. Interrupted, the file keeps what had arrived, and
+			// that is analysed (the reading then ignores the signal).
 			var sp string
 			var cleanup func()
-			if sp, cleanup, err = capture.Spool(stdin); err == nil {
+			if sp, cleanup, err = capture.Spool(endOnCancel{stdin, &stdinCut}); err == nil {
 				defer cleanup()
+				if stdinCut {
+					ctx = context.WithoutCancel(ctx)
+				}
 				if s, err = capture.Open(sp); err == nil {
 					s.Info().Path = "-"
 					readPaths[i] = sp
@@ -337,6 +349,12 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 		if in.Err != nil && errors.Is(in.Err, context.Canceled) {
 			interrupted = true // Ctrl-C while stdin was stalled: not damage
 			in.Err = nil
+		}
+		if stdinCut && in.Path == "-" {
+			interrupted = true
+			if capture.IsFormatError(in.Err) && strings.Contains(in.Err.Error(), "truncated") {
+				in.Err = nil // the interruption cut the last record: not damage
+			}
 		}
 		if in.Err != nil {
 			damaged = true
@@ -525,7 +543,7 @@ func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *a
 		for _, e := range unjoin(err) { // one line each, naming its file
 			fmt.Fprintf(cfg.stderr, "synscope: %v\n", e)
 		}
-		fmt.Fprintf(cfg.stderr, "synscope: the bundle in %s is incomplete: the files above were not written (no partial file is left under its name)\n", cfg.bundle)
+		fmt.Fprintf(cfg.stderr, "synscope: the bundle in %s is incomplete (see above); no file in it is partial\n", cfg.bundle)
 		return errDamaged
 	}
 	fmt.Fprintf(cfg.stderr, "synscope: bundle written to %s (%d incidents)\n", cfg.bundle, len(rep.Incidents))
@@ -601,6 +619,22 @@ func interruptible(ctx context.Context, r io.Reader) io.Reader {
 	// ctx's error (closing the read side would turn them into ErrClosedPipe).
 	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
 	return pr
+}
+
+// endOnCancel reads r and ends cleanly (io.EOF) where an interruption
+// (interruptible's context.Canceled) cut it, setting *cut.
+type endOnCancel struct {
+	r   io.Reader
+	cut *bool
+}
+
+func (e endOnCancel) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if errors.Is(err, context.Canceled) {
+		*e.cut = true
+		err = io.EOF
+	}
+	return n, err
 }
 
 // newAnonymizer builds the anonymiser from the key, $SYNSCOPE_ANONYMIZE_KEY,
