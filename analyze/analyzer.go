@@ -144,6 +144,14 @@ func (k *Kernel) Conclude(res *Result) {
 	}
 }
 
+// ConcludeIncident is Conclude for one incident (a live run streams
+// incidents as they close; the final report concludes them again).
+func (k *Kernel) ConcludeIncident(inc *Incident) {
+	if k.Active() {
+		k.conclude(inc, k.Samples())
+	}
+}
+
 // Summary returns the counts so far.
 func (an *Analyzer) Summary() *Summary { return &an.sum }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"io"
 	"math/bits"
+
+	"github.com/synscope/synscope/internal/kevent"
 )
 
 // pcapng (IETF draft-ietf-opsawg-pcapng): a sequence of blocks, each framed
@@ -14,6 +16,7 @@ const (
 	blockOPB = 2          // obsolete packet block
 	blockSPB = 3          // simple packet block
 	blockEPB = 6          // enhanced packet block
+	blockCB  = 0x00000bad // custom block (copyable): synscope's kernel evidence
 
 	byteOrderMagic = 0x1a2b3c4d
 
@@ -109,6 +112,13 @@ func (r *ngReader) Next(p *Packet) error {
 		}
 		ts = r.ifaces[ifid].time(uint64(r.order.u32(b[12:]))<<32 | uint64(r.order.u32(b[16:])))
 		caplen, origlen, data = r.order.u32(b[20:]), r.order.u32(b[24:]), b[28:]
+	case blockCB:
+		// Kernel evidence (see kevent): a record of its own link type.
+		ts, rec, _ := kevent.ParseCustomData(b[12 : len(b)-4])
+		*p = Packet{Data: rec[:len(rec):len(rec)], Time: ts, OrigLen: len(rec), LinkType: kevent.LinkType, Num: num, Offset: off, IfIndex: -1}
+		r.consume(len(b))
+		r.count(p)
+		return nil
 	case blockSPB:
 		if len(r.ifaces) == 0 {
 			return r.damage(num, off, "simple packet block before any interface description")
@@ -156,6 +166,10 @@ func (r *ngReader) scan() (b []byte, num uint64, off int64, err error) {
 		switch r.order.u32(b) {
 		case blockEPB, blockOPB, blockSPB:
 			return b, num, off, nil
+		case blockCB:
+			if r.ours(b) {
+				return b, num, off, nil
+			}
 		case blockSHB:
 			err = r.section(b, num, off)
 		case blockIDB:
@@ -169,6 +183,15 @@ func (r *ngReader) scan() (b []byte, num uint64, off int64, err error) {
 		r.consume(len(b))
 	}
 	return nil, num, off, r.err
+}
+
+// ours reports whether a custom block holds synscope's kernel evidence.
+func (r *ngReader) ours(b []byte) bool {
+	if len(b) < 16 || r.order.u32(b[8:]) != kevent.PEN {
+		return false
+	}
+	_, _, ok := kevent.ParseCustomData(b[12 : len(b)-4])
+	return ok
 }
 
 // block returns the whole block at the read position once its framing is

@@ -21,6 +21,7 @@ import (
 
 	"github.com/synscope/synscope/analyze"
 	"github.com/synscope/synscope/capture"
+	"github.com/synscope/synscope/internal/kevent"
 	"github.com/synscope/synscope/report"
 )
 
@@ -38,6 +39,10 @@ type liveConfig struct {
 	// read (its kernel buffer fills) or the analysis does not run
 	// (synscope's queue fills), so that losses can be forced.
 	holdCapture, holdAnalysis string
+	// kernel: collect kernel evidence (tracepoints and counter samples of
+	// the watched namespace) every sampleEvery and when incidents open.
+	kernel      bool
+	sampleEvery time.Duration
 }
 
 const liveUsage = `Usage: synscope live -i IFACE [flags]
@@ -77,6 +82,8 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.StringVar(&cfg.holdAnalysis, "test-hold-analysis", "", "test only: do not analyse queued packets while this file exists (even once stopped)")
 	_ = fs.MarkHidden("test-hold-capture")
 	_ = fs.MarkHidden("test-hold-analysis")
+	fs.BoolVar(&cfg.kernel, "kernel", true, "collect the kernel's evidence in the watched namespace: drops and their reasons, SYN-ACK retransmits and resets (eBPF tracepoints), counters, settings and listeners")
+	fs.DurationVar(&cfg.sampleEvery, "kernel-sample-every", defaultSampleEvery, "how often the namespace's counters are sampled (also at the start, the end and when an incident opens)")
 	addReportFlags(fs, rc)
 	fs.Lookup("format").Usage = "output format: text, json, markdown or html for the report at the end; jsonl streams one JSON object per closed incident, then the report as one line"
 	fs.Usage = func() {
@@ -91,6 +98,9 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	}
 	if cfg.live.Interface == "" {
 		return nil, &usageError{"live needs -i INTERFACE"}
+	}
+	if cfg.sampleEvery < 0 {
+		return nil, &usageError{"--kernel-sample-every must not be negative"}
 	}
 	if cfg.live.BufferMB < 0 {
 		return nil, &usageError{"--buffer-mb must not be negative"}
@@ -140,6 +150,9 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		return err
 	}
 	defer src.Close()
+	kf := openKernelFeed(ctx, cfg)
+	defer kf.stop()
+	kf.describe(cfg.stderr, cfg.live.Netns)
 
 	// The packets go to a pcapng file: the user's --write, or a temporary
 	// one when a bundle needs them read back.
@@ -185,18 +198,39 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	}
 	col := &collector{all: cfg.all, max: cfg.maxListed}
 	incs := analyze.NewIncidents(cfg.incidents)
-	incs.WatchOpened = showStatus
+	incs.WatchOpened = showStatus || kf.sampler != nil
 	an := analyze.NewAnalyzer(cfg.tracker, filter, func(a *analyze.Attempt) bool {
 		met.observe(a)
 		kept := col.add(a)
 		return incs.Add(a) || kept
 	})
+	if kf.events != nil || kf.sampler != nil {
+		met.watchKernel(an.Kernel())
+	}
 
 	queue := make(chan livePacket, liveQueue)
 	var queueLost atomic.Uint64
 	var readErr error // why the engine stopped, when not at the end (read after close(queue))
+	var producers sync.WaitGroup
+	// The kernel evidence sources feed the same queue; they end when the
+	// engine does (the sampler with a last sample).
+	for _, ks := range kf.sources() {
+		producers.Add(1)
+		go func() {
+			defer producers.Done()
+			if err := pumpSource(ks, queue, func() { queueLost.Add(1) }); err != nil {
+				fmt.Fprintf(cfg.stderr, "synscope: kernel evidence (%s) stopped: %v\n", ks.Info().Format, err)
+			}
+		}()
+	}
+	producers.Add(1)
 	go func() {
-		defer close(queue)
+		producers.Wait()
+		close(queue)
+	}()
+	go func() {
+		defer producers.Done()
+		defer kf.stop()
 		var p capture.Packet
 		for {
 			holdWhile(cfg.holdCapture)
@@ -233,7 +267,11 @@ loop:
 			pw.write(lp)
 		case <-tick.C:
 			an.Advance(time.Now().UnixNano()) // quiet flows expire on the wall clock
-			streamClosed(cfg, an, incs, showStatus)
+			opened := incs.Opened()
+			if len(opened) > 0 {
+				kf.sampleNow() // the counters around each incident
+			}
+			streamClosed(cfg, an, incs, opened, showStatus)
 			pw.flush() // a file cut short by a crash still has what came before
 			if met != nil {
 				met.lost.Store(kernelLost(name, src.Stats()) + queueLost.Load())
@@ -275,6 +313,10 @@ loop:
 	info.Path = "live:" + cfg.live.Interface + " (" + name + ")"
 	st := src.Stats()
 	lc.LostKernel, lc.LostQueue = kernelLost(name, st), queueLost.Load()
+	cfg.kernelMissing = kf.missing
+	if n := kf.lost(); n > 0 {
+		cfg.kernelMissing = append(cfg.kernelMissing, fmt.Sprintf("tracepoints: %d kernel events lost (their ring buffer was full): findings may undercount drops and resets", n))
+	}
 	cfg.lost = lc.LostKernel + lc.LostQueue
 	if cfg.lost > 0 {
 		fmt.Fprintf(cfg.stderr, "synscope: %s lost: %s; the report covers what arrived\n", plural(cfg.lost, "event"), lostBy(lc))
@@ -435,17 +477,18 @@ func exitOnSecondSignal(signalled context.Context, finished <-chan struct{}, pw 
 
 // streamClosed reports incidents that have closed: with --format jsonl one
 // JSON object per line on stdout, and on a terminal one line on stderr.
-func streamClosed(cfg *liveConfig, an *analyze.Analyzer, incs *analyze.Incidents, terminal bool) {
+func streamClosed(cfg *liveConfig, an *analyze.Analyzer, incs *analyze.Incidents, opened []*analyze.Incident, terminal bool) {
 	if !cfg.jsonl && !terminal {
 		return
 	}
 	if terminal {
-		for _, inc := range incs.Opened() {
+		for _, inc := range opened {
 			fmt.Fprintf(cfg.stderr, "\r%-100s\n", fmt.Sprintf("incident opened: %s at %s", inc.Kind, inc.Server))
 		}
 	}
 	settle := cfg.tracker.HandshakeIdle + cfg.tracker.ClosedLinger
 	for _, inc := range incs.Closed(time.Now().UnixNano(), settle) {
+		an.Kernel().ConcludeIncident(inc)
 		ri := report.NewIncident(inc, cfg.incidents.Slow)
 		if cfg.jsonl {
 			b, err := json.Marshal(struct {
@@ -517,13 +560,18 @@ func (p *pcapWriter) write(lp livePacket) {
 	if p.err != nil || p.closed {
 		return
 	}
-	id, ok := p.ifaces[lp.link]
-	if !ok {
-		id = uint32(len(p.ifaces))
-		p.ifaces[lp.link] = id
-		p.buf = ngIDB(p.buf, lp.link)
+	if lp.link == kevent.LinkType {
+		// Kernel evidence goes in a custom block that packet tools skip.
+		p.buf = ngCB(p.buf, lp.time, lp.data)
+	} else {
+		id, ok := p.ifaces[lp.link]
+		if !ok {
+			id = uint32(len(p.ifaces))
+			p.ifaces[lp.link] = id
+			p.buf = ngIDB(p.buf, lp.link)
+		}
+		p.buf = ngEPB(p.buf, id, lp.time, lp.data, lp.origLen)
 	}
-	p.buf = ngEPB(p.buf, id, lp.time, lp.data, lp.origLen)
 	var n uint64 = 1
 	if k := len(p.marks); k > 0 {
 		n += p.marks[k-1].packets
@@ -635,6 +683,14 @@ func ngIDB(b []byte, link uint16) []byte {
 	body = ngOption(body, 9, []byte{9})          // if_tsresol: nanoseconds
 	body = ngOption(body, 0, nil)
 	return ngBlock(b, 1, body)
+}
+
+// ngCB is a custom block (copyable) holding one kernel evidence record.
+func ngCB(b []byte, t int64, record []byte) []byte {
+	body := binary.LittleEndian.AppendUint32(nil, kevent.PEN)
+	body = kevent.AppendCustomData(body, t, record)
+	body = append(body, make([]byte, (4-len(body)%4)%4)...)
+	return ngBlock(b, 0x00000bad, body)
 }
 
 func ngEPB(b []byte, iface uint32, t int64, data []byte, origLen int) []byte {

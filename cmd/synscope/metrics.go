@@ -127,3 +127,53 @@ func (m *metrics) close() {
 		_ = err
 	}
 }
+
+// kernelCollector exposes the kernel evidence of the run at each scrape:
+// drops by reason (a bounded set: the kernel's enum, at most 16 rows, the
+// rest as "other"), SYN-ACK retransmits and resets the kernel made or got.
+type kernelCollector struct {
+	k                      *analyze.Kernel
+	drops, synack, resets  *prometheus.Desc
+	events, unmatched, bad *prometheus.Desc
+}
+
+// watchKernel adds the kernel evidence metrics.
+func (m *metrics) watchKernel(k *analyze.Kernel) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&kernelCollector{k: k,
+		drops:     prometheus.NewDesc("synscope_kernel_drops_total", "TCP segments the watched namespace's kernel dropped (skb:kfree_skb), by drop reason.", []string{"reason"}, nil),
+		synack:    prometheus.NewDesc("synscope_kernel_synack_retransmits_total", "SYN-ACK retransmits the kernel made (tcp:tcp_retransmit_synack).", nil, nil),
+		resets:    prometheus.NewDesc("synscope_kernel_resets_total", "Resets the kernel sent or received (tcp:tcp_send_reset, tcp:tcp_receive_reset).", []string{"direction"}, nil),
+		events:    prometheus.NewDesc("synscope_kernel_events_total", "Kernel tracepoint events read.", nil, nil),
+		unmatched: prometheus.NewDesc("synscope_kernel_events_unmatched_total", "Kernel events no captured attempt claimed, or forgotten when the store was full.", nil, nil),
+		bad:       prometheus.NewDesc("synscope_kernel_records_malformed_total", "Kernel records that could not be decoded.", nil, nil),
+	})
+}
+
+func (c *kernelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.drops, c.synack, c.resets, c.events, c.unmatched, c.bad} {
+		ch <- d
+	}
+}
+
+func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.k.Totals()
+	by := map[string]uint64{}
+	for _, r := range t.Drops {
+		by[r.Reason] += r.Count
+	}
+	if t.DropsOther > 0 {
+		by["other"] += t.DropsOther
+	}
+	for r, n := range by {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), r)
+	}
+	ch <- prometheus.MustNewConstMetric(c.synack, prometheus.CounterValue, float64(t.SynAckRetransmits))
+	ch <- prometheus.MustNewConstMetric(c.resets, prometheus.CounterValue, float64(t.ResetsSent), "sent")
+	ch <- prometheus.MustNewConstMetric(c.resets, prometheus.CounterValue, float64(t.ResetsReceived), "received")
+	ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(t.Events))
+	ch <- prometheus.MustNewConstMetric(c.unmatched, prometheus.CounterValue, float64(t.Unmatched+t.Evicted))
+	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(t.Malformed))
+}

@@ -4,11 +4,13 @@
 // namespace's counters, sysctls and listening sockets.
 //
 // Kernel evidence travels through synscope as records of their own link type
-// beside the packets, so it shares their clock and order, reaches the
-// analyzer through the same path, and is saved by `live --write` into the
-// pcapng (on an interface of its own, named InterfaceName) so that an offline
-// re-read keeps it. Every record starts with Magic and a version, so frames of
-// another program's LINKTYPE_USER0 are never mistaken for ours.
+// beside the packets, so it shares their clock and order and reaches the
+// analyzer through the same path. `live --write` saves each record in the
+// pcapng as a Custom Block (type 0x00000BAD, PEN, then CustomData), which
+// tcpdump and Wireshark skip, so the file stays a plain packet capture to
+// them while an offline re-read keeps the evidence. Every record starts with
+// Magic and a version, so frames of another program's LINKTYPE_USER0 (or
+// another tool's custom blocks) are never mistaken for ours.
 //
 // Events are a fixed binary layout (a drop storm can bring many per second);
 // counter samples, one a second at most, are JSON.
@@ -24,8 +26,33 @@ import (
 // LinkType is the pcap link type of kernel evidence records (LINKTYPE_USER0).
 const LinkType = 147
 
-// InterfaceName names the pcapng interface that carries kernel evidence.
-const InterfaceName = "synscope:kernel"
+// PEN is the Private Enterprise Number in synscope's pcapng custom blocks:
+// 32473, the number IANA reserves for documentation and examples (RFC
+// 5612), which no organisation's own blocks use. synscope has no PEN of its
+// own; the Magic after it is what identifies the records.
+const PEN = 32473
+
+// AppendCustomData appends a pcapng custom block's data for a record taken
+// at ts: the time (8 bytes) and the record's length (4 bytes), little-endian,
+// then the record (the block pads it to 4 bytes, so the length is needed).
+func AppendCustomData(b []byte, ts int64, record []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(ts))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(record)))
+	return append(b, record...)
+}
+
+// ParseCustomData is the inverse of AppendCustomData; ok is false when data
+// is not one of synscope's records.
+func ParseCustomData(data []byte) (ts int64, record []byte, ok bool) {
+	if len(data) < 12 {
+		return 0, nil, false
+	}
+	n := binary.LittleEndian.Uint32(data[8:])
+	if uint64(n) > uint64(len(data)-12) || !Is(data[12:12+n]) {
+		return 0, nil, false
+	}
+	return int64(binary.LittleEndian.Uint64(data)), data[12 : 12+n], true
+}
 
 // Magic and Version open every record.
 const (
