@@ -34,6 +34,7 @@ type htmlView struct {
 	Incidents        []htmlIncident
 	IncidentsOmitted string
 	Kernel           []string
+	LiveNotes        []string
 	AttemptsTitle    string
 	AttemptsNote     string
 	Attempts         []htmlAttemptRow
@@ -92,7 +93,7 @@ type htmlSourceRow struct {
 
 func newHTMLView(r *Report) *htmlView {
 	s := &r.Summary
-	v := &htmlView{Title: viewTitle(r), Summary: viewSummary(r), Settings: viewSettings(r), Generator: r.Generator, Kernel: kernelSummaryLines(r.Kernel)}
+	v := &htmlView{Title: viewTitle(r), Summary: viewSummary(r), Settings: viewSettings(r), Generator: r.Generator, Kernel: kernelSummaryLines(r.Kernel), LiveNotes: r.Live.Notes()}
 	failed := s.Outcomes.Unanswered + s.Outcomes.Refused + s.Outcomes.Abandoned
 	v.Stats = []viewKV{
 		{"packets", num(s.Packets)},
@@ -283,13 +284,15 @@ footer { color: var(--muted); font-size: .85rem; padding: 24px; }
 .chart .empty-bg { fill: var(--panel); stroke: var(--line); }
 .chart text.empty { font-size: 14px; fill: #64748b; }
 .chart text.axis-label { fill: var(--muted); font-size: 12px; }
+.alert { border-left: 4px solid #b91c1c; padding: .4em .8em; background: #fef2f2; }
 @media print { .incident { break-inside: avoid; } details > summary { list-style: none; } }
 </style>
 </head>
 <body>
 <header>
 <h1>{{.Title}}</h1>
-<p class="summary">{{range $i, $s := .Summary}}{{if $i}} {{end}}{{$s}}{{end}}</p>
+{{range .LiveNotes}}<p class="alert" role="alert"><strong>{{.}}.</strong></p>
+{{end}}<p class="summary">{{range $i, $s := .Summary}}{{if $i}} {{end}}{{$s}}{{end}}</p>
 <ul class="stats">{{range .Stats}}
 <li><span class="v">{{.Value}}</span> <span class="k">{{.Key}}</span></li>{{end}}
 </ul>

@@ -19,6 +19,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	p := func(format string, args ...any) { fmt.Fprintf(ew, format, args...) }
 
+	if notes := r.Live.Notes(); len(notes) > 0 {
+		for _, n := range notes {
+			p("> **%s.**\n>\n", mdEscape(n))
+		}
+		p("\n")
+	}
 	p("# %s\n\n", mdEscape(viewTitle(r)))
 	p("%s\n\n", mdEscape(strings.Join(viewSummary(r), " ")))
 

@@ -41,6 +41,12 @@ func newTable(w io.Writer, header ...string) *tablewriter.Table {
 func WriteText(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	s := &r.Summary
+	if notes := r.Live.Notes(); len(notes) > 0 {
+		for _, n := range notes {
+			fmt.Fprintf(ew, "synscope live: %s.\n", n)
+		}
+		fmt.Fprintln(ew)
+	}
 	fmt.Fprintf(ew, "synscope: %s packets, %s TCP, %s connection attempts", num(s.Packets), num(s.TCPPackets), num(s.Attempts))
 	if s.First != "" {
 		fmt.Fprintf(ew, ", %s to %s (%s)", shortTime(s.First), shortTime(s.Last), dur(s.DurationS))

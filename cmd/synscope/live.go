@@ -319,7 +319,7 @@ loop:
 	}
 	cfg.lost = lc.LostKernel + lc.LostQueue
 	if cfg.lost > 0 {
-		fmt.Fprintf(cfg.stderr, "synscope: %s lost: %s; the report covers what arrived\n", plural(cfg.lost, "event"), lostBy(lc))
+		fmt.Fprintf(cfg.stderr, "synscope: %s lost: %s; the report covers what arrived\n", plural(cfg.lost, "event"), lc.LostBy())
 	}
 	if pw != nil {
 		pw.close()
@@ -359,27 +359,6 @@ func kernelLost(engine string, st capture.LiveStats) uint64 {
 	return st.Dropped + st.Lost
 }
 
-// lostBy says where events were lost, for stderr and the reports.
-func lostBy(lc *report.LiveCapture) string {
-	var parts []string
-	if lc.LostKernel > 0 {
-		what := "the engine's kernel buffer was full"
-		switch lc.Engine {
-		case "ebpf":
-			what = "the eBPF ring buffer was full"
-		case "afpacket":
-			what = "the AF_PACKET ring was full"
-		case "pcap":
-			what = "libpcap's buffer was full, or the interface dropped them"
-		}
-		parts = append(parts, fmt.Sprintf("%d in the kernel (%s: synscope's reader fell behind; a larger --buffer-mb helps)", lc.LostKernel, what))
-	}
-	if lc.LostQueue > 0 {
-		parts = append(parts, fmt.Sprintf("%d in synscope's queue (the analysis fell behind)", lc.LostQueue))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // errReason is an error's last part: "no space left on device".
 func errReason(err error) string {
 	var errno syscall.Errno
@@ -394,40 +373,6 @@ func plural(n uint64, what string) string {
 		return "1 " + what
 	}
 	return strconv.FormatUint(n, 10) + " " + what + "s"
-}
-
-// writeLiveNotes puts what went wrong with a live capture at the head of a
-// text or Markdown report: events lost and where, the interface going away,
-// the --write file stopping short. Nothing when all went well.
-func writeLiveNotes(w io.Writer, format string, lc *report.LiveCapture) error {
-	var notes []string
-	if n := lc.LostKernel + lc.LostQueue; n > 0 {
-		notes = append(notes, fmt.Sprintf("LOST %s during the live capture: %s; the report covers what arrived", plural(n, "event"), lostBy(lc)))
-	}
-	if lc.InterfaceGone != "" {
-		at := lc.InterfaceGone
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
-			at = t.UTC().Format("2006-01-02 15:04:05.000 UTC")
-		}
-		notes = append(notes, fmt.Sprintf("The interface %s went away at %s: the capture stopped there; the report covers what was captured before", lc.Interface, at))
-	}
-	if wr := lc.Write; wr != nil && wr.Stopped != "" {
-		notes = append(notes, fmt.Sprintf("The evidence file %s stopped after packet %d (%s); it is valid up to there, the capture went on", wr.Path, wr.Packets, wr.Stopped))
-	}
-	if len(notes) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	for _, n := range notes {
-		if format == "markdown" {
-			b.WriteString("> **" + n + ".**\n>\n")
-		} else {
-			b.WriteString("synscope live: " + n + ".\n")
-		}
-	}
-	b.WriteString("\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // holdWhile waits while the file exists, even past the end of the capture

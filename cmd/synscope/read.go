@@ -571,11 +571,7 @@ func writeReportAs(stdout io.Writer, output, format string, rep *report.Report) 
 		w = f
 	}
 	var err error
-	if rep.Live != nil && (format == "text" || format == "markdown") {
-		err = writeLiveNotes(w, format, rep.Live)
-	}
 	switch {
-	case err != nil:
 	case format == "json":
 		err = report.WriteJSON(w, rep)
 	case format == "jsonl": // one line, typed, after any streamed incidents
