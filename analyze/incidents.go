@@ -766,6 +766,10 @@ type Result struct {
 	Verdict   []VerdictRow
 	Series    Series
 	RTT, TTFB Histogram
+	// ServersOmitted counts attempts to servers beyond MaxServers (not in
+	// the traffic shares or the timestamp finding); ProbersOmitted, pairs
+	// beyond MaxProbers not watched for periodic probing.
+	ServersOmitted, ProbersOmitted uint64
 }
 
 // VerdictCategory names where failed or slow attempts went.
@@ -827,7 +831,8 @@ func (x *Incidents) Closed(now int64, settle time.Duration) []*Incident {
 // Finish builds the incidents (with health checkers told apart from real
 // resets), numbers them in time order and computes the verdict.
 func (x *Incidents) Finish(sum *Summary) *Result {
-	res := &Result{Slow: x.cfg.Slow, Omitted: x.Omitted, RTT: x.RTT, TTFB: x.TTFB}
+	res := &Result{Slow: x.cfg.Slow, Omitted: x.Omitted, RTT: x.RTT, TTFB: x.TTFB,
+		ServersOmitted: x.ServersOmitted, ProbersOmitted: x.ProbersOmitted}
 	probers := x.detectProbers()
 	var all []*Incident
 	probeResets := uint64(0)

@@ -24,11 +24,16 @@ type Report struct {
 	Verdict   Verdict    `json:"verdict"`
 	Incidents []Incident `json:"incidents"`
 	// IncidentsOmitted counts incidents beyond the cap (--max-incidents).
-	IncidentsOmitted uint64         `json:"incidents_omitted,omitempty"`
-	Series           *Series        `json:"series,omitempty"`
-	Distributions    *Distributions `json:"distributions,omitempty"`
-	Live             *LiveCapture   `json:"live,omitempty"` // live runs only: how the capture itself went
-	Attempts         []Attempt      `json:"attempts"`
+	IncidentsOmitted uint64 `json:"incidents_omitted,omitempty"`
+	// Bounds of the incident layer that were reached: attempts to servers
+	// beyond its table of 4,096 server endpoints (not counted per server),
+	// and client/server pairs beyond 65,536 not watched for periodic probing.
+	ServersNotCounted uint64         `json:"servers_not_counted,omitempty"`
+	ProbersNotWatched uint64         `json:"probers_not_watched,omitempty"`
+	Series            *Series        `json:"series,omitempty"`
+	Distributions     *Distributions `json:"distributions,omitempty"`
+	Live              *LiveCapture   `json:"live,omitempty"` // live runs only: how the capture itself went
+	Attempts          []Attempt      `json:"attempts"`
 	// Listing says which attempts are in Attempts: "anomalous" or "all";
 	// AttemptsOmitted counts those left out by the listing cap.
 	Listing         string `json:"listing"`

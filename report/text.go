@@ -97,6 +97,10 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintf(ew, "Not tracked: %s duplicates, %s IP fragments, %s malformed, %s on unsupported links%s, %s non-TCP; %s out-of-order timestamps; %s attempts evicted (table full)\n",
 		num(s.Duplicates), num(s.Fragments), num(s.Malformed), num(s.Unsupported), linkList(s.UnsupportedLinks), num(s.NonTCP),
 		num(s.OutOfOrder), num(s.Evicted))
+	if r.ServersNotCounted+r.ProbersNotWatched > 0 {
+		fmt.Fprintf(ew, "Bounds reached: %s attempts to servers beyond the 4,096 counted per server (shares and the timestamp finding leave them out); %s client/server pairs not watched for health checks\n",
+			num(r.ServersNotCounted), num(r.ProbersNotWatched))
+	}
 	fmt.Fprintln(ew)
 
 	writeVerdictText(ew, r)

@@ -468,11 +468,13 @@ func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []
 			IncidentGapS:     cfg.incidents.Gap.Seconds(),
 			SlowS:            cfg.incidents.Slow.Seconds(),
 		},
-		IncidentsOmitted: res.Omitted,
-		Series:           report.NewSeries(&res.Series),
-		Distributions:    report.NewDistributions(res),
-		Listing:          "anomalous",
-		AttemptsOmitted:  col.omitted,
+		IncidentsOmitted:  res.Omitted,
+		ServersNotCounted: res.ServersOmitted,
+		ProbersNotWatched: res.ProbersOmitted,
+		Series:            report.NewSeries(&res.Series),
+		Distributions:     report.NewDistributions(res),
+		Listing:           "anomalous",
+		AttemptsOmitted:   col.omitted,
 	}
 	if cfg.all {
 		rep.Listing = "all"
