@@ -53,7 +53,7 @@ bpf-check: generate
 # Fuzz targets, as package:Target. `make fuzz` runs each for FUZZTIME;
 # `make test` runs each briefly (fuzz-brief), after the seed corpora
 # (testdata/fuzz in each package, and the f.Add seeds) ran as unit tests.
-FUZZ_TARGETS := capture:FuzzNewReader analyze:FuzzDecode analyze:FuzzOptions analyze:FuzzTracker analyze:FuzzFilter report:FuzzReadJSON
+FUZZ_TARGETS := capture:FuzzNewReader analyze:FuzzDecode analyze:FuzzOptions analyze:FuzzTracker analyze:FuzzFilter report:FuzzReadJSON analyze:FuzzKernel internal/kevent:FuzzParse
 FUZZTIME ?= 60s
 
 fuzz:

@@ -24,14 +24,19 @@ import (
 
 // Bounds of the kernel store.
 const (
-	MaxKernelFlows    = 65536 // 4-tuples with pending events; the oldest go first
-	maxKernelPerFlow  = 32    // events kept per 4-tuple
-	MaxKernelSamples  = 2048  // counter samples kept (thinned evenly beyond)
-	maxKernelReasons  = 16    // reason/location rows per incident and in the totals
-	maxKernelNotes    = 64
-	kernelSlack       = int64(2e9) // clocks of the tap and the tracepoints may differ a little
-	kernelRetention   = int64(600e9)
-	maxListenerShown  = 4
+	MaxKernelFlows   = 65536 // 4-tuples with pending events; the oldest go first
+	maxKernelPerFlow = 32    // events kept per 4-tuple
+	MaxKernelSamples = 2048  // counter samples kept (thinned evenly beyond)
+	maxKernelReasons = 16    // reason/location rows per incident and in the totals
+	maxKernelNotes   = 64
+	kernelSlack      = int64(2e9) // clocks of the tap and the tracepoints may differ a little
+	kernelRetention  = int64(600e9)
+	maxListenerShown = 4
+	// maxKernelRecord and maxSampleBytes bound what a hostile capture's
+	// kernel records can make the store keep.
+	maxKernelRecord   = 1 << 20
+	maxSampleBytes    = 64 << 20
+	maxSampleList     = 256 // listeners and addresses kept per sample
 	kernelUnknownName = "?"
 )
 
@@ -116,6 +121,8 @@ type Kernel struct {
 	drops   map[[2]string]uint64
 	rstWhy  map[string]uint64
 	samples []*kevent.Sample
+	sizes   []int // record size of each sample
+	bytes   int   // sum of sizes
 	notes   []kevent.Note
 	netns   map[uint32]bool
 	scratch kevent.Event
@@ -160,7 +167,7 @@ func (k *Kernel) record(data []byte, ts int64) {
 	t := &k.totals
 	t.Records++
 	kind, err := kevent.RecordKind(data)
-	if err != nil {
+	if err != nil || len(data) > maxKernelRecord {
 		t.Malformed++
 		return
 	}
@@ -175,7 +182,9 @@ func (k *Kernel) record(data []byte, ts int64) {
 			t.Malformed++
 			return
 		}
-		k.addSample(s)
+		s.Listeners = s.Listeners[:min(len(s.Listeners), maxSampleList)]
+		s.Addrs = s.Addrs[:min(len(s.Addrs), maxSampleList)]
+		k.addSample(s, len(data))
 	case kevent.KindNote:
 		var n kevent.Note
 		if kevent.ParseJSON(data, &n) != nil {
@@ -195,20 +204,25 @@ func (k *Kernel) record(data []byte, ts int64) {
 	}
 }
 
-func (k *Kernel) addSample(s *kevent.Sample) {
-	k.netns[s.Netns] = true
-	if len(k.samples) >= MaxKernelSamples {
+func (k *Kernel) addSample(s *kevent.Sample, size int) {
+	if len(k.netns) < maxSampleList {
+		k.netns[s.Netns] = true
+	}
+	for len(k.samples) >= MaxKernelSamples || (len(k.samples) > 1 && k.bytes+size > maxSampleBytes) {
 		// Keep the first and every other one after it: the deltas around an
 		// incident stay right, only coarser.
-		kept := k.samples[:1]
+		kept, sizes, bytes := k.samples[:1], k.sizes[:1], k.sizes[0]
 		for i := 2; i < len(k.samples); i += 2 {
-			kept = append(kept, k.samples[i])
+			kept, sizes = append(kept, k.samples[i]), append(sizes, k.sizes[i])
+			bytes += k.sizes[i]
 		}
 		k.totals.SamplesThinned += uint64(len(k.samples) - len(kept))
 		clear(k.samples[len(kept):])
-		k.samples = kept
+		k.samples, k.sizes, k.bytes = kept, sizes, bytes
 	}
 	k.samples = append(k.samples, s)
+	k.sizes = append(k.sizes, size)
+	k.bytes += size
 }
 
 func (k *Kernel) event(e *kevent.Event) {

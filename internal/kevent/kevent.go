@@ -167,7 +167,7 @@ func AppendEvent(b []byte, e *Event) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(e.Time))
 	b = binary.LittleEndian.AppendUint32(b, e.Netns)
 	fam := byte(4)
-	if e.Src.Addr().Is6() && !e.Src.Addr().Is4In6() {
+	if e.Src.Addr().Is6() {
 		fam = 6
 	}
 	b = append(b, e.Flags, e.State, fam, 0)
@@ -244,9 +244,9 @@ func ParseEvent(data []byte, e *Event) error {
 	e.Time = int64(le.Uint64(data[6:]))
 	e.Netns = le.Uint32(data[14:])
 	e.Flags, e.State = data[18], data[19]
-	fam := data[20]
-	e.Src = parseAddrPort(data[22:], fam)
-	e.Dst = parseAddrPort(data[40:], fam)
+	// data[20] is the family (4 or 6), informative: addresses are 16 bytes
+	e.Src = parseAddrPort(data[22:])
+	e.Dst = parseAddrPort(data[40:])
 	e.Seq = le.Uint32(data[58:])
 	e.Ack = le.Uint32(data[62:])
 	e.Reason = le.Uint32(data[66:])
@@ -261,11 +261,10 @@ func ParseEvent(data []byte, e *Event) error {
 	return nil
 }
 
-func parseAddrPort(b []byte, fam byte) netip.AddrPort {
-	a := netip.AddrFrom16([16]byte(b[:16]))
-	if fam == 4 {
-		a = a.Unmap()
-	}
+func parseAddrPort(b []byte) netip.AddrPort {
+	// Always unmapped: a v4-mapped address on an IPv6 socket is IPv4 on
+	// the wire, which is how the capture shows it.
+	a := netip.AddrFrom16([16]byte(b[:16])).Unmap()
 	return netip.AddrPortFrom(a, binary.BigEndian.Uint16(b[16:]))
 }
 
