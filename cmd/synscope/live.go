@@ -57,6 +57,14 @@ RST, ICMP errors and the first data packet each way), afpacket (AF_PACKET
 with a socket filter), pcap (libpcap; only in builds made with -tags pcap),
 auto (the first that starts, in that order; says which and why).
 
+Kernel evidence (--kernel, on by default): eBPF tracepoints report the
+namespace's TCP drops with their reasons (skb:kfree_skb, names from the
+kernel's BTF), SYN-ACK retransmits and resets sent and received; its
+counters, handshake sysctls and listeners' accept queues are sampled. Each
+incident says what the kernel saw and why its SYNs went unanswered where the
+kernel knows (a firewall drop, a full accept queue, PAWS, ...). --write keeps
+it in the pcapng as custom blocks that tcpdump and Wireshark skip.
+
 Flags:
 `
 
