@@ -1,7 +1,6 @@
 // Package bpf holds synscope's eBPF programs, their committed bpf2go output
 // (tap_bpfel.{go,o}, kevents_bpfel.{go,o}: a plain `go build` needs no clang)
-// and the Go
-// that loads them.
+// and the Go that loads them.
 //
 // The packet tap (tap.c, tap.go) is a TC classifier on ingress and egress of
 // one interface (TCX on kernels that have it, else a clsact qdisc) that sends
