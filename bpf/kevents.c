@@ -26,9 +26,9 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
 
+#include "common.h"
 #include "kevents.h"
 
-#define MAX_PORTS 8
 #define WAKEUP_BYTES (16 * 1024) // wake the reader once this much is waiting
 
 #define ETH_P_IP 0x0800
@@ -53,8 +53,6 @@
 
 // Settings, rewritten by user space before load.
 const volatile __u32 netns_ino = 0;         // network namespace inode to watch; 0 = all
-const volatile __u16 ports[MAX_PORTS] = {}; // TCP ports to watch (host order), either end
-const volatile __u32 nports = 0;            // 0 = all ports
 const volatile __u32 consumed_reason = 0;   // SKB_CONSUMED's value in this kernel
 const volatile __u8 skip_consumed = 0;      // 1 when the kernel has SKB_CONSUMED
 const volatile __u8 kfree_has_reason = 0;   // kfree_skb passes the drop reason (5.17+)
@@ -83,27 +81,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
-
-static __always_inline int port_ok(__u16 sport, __u16 dport)
-{
-	if (nports == 0)
-		return 1;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++) {
-		if (i >= nports)
-			break;
-		if (ports[i] == sport || ports[i] == dport)
-			return 1;
-	}
-	return 0;
-}
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
 {
@@ -143,10 +120,7 @@ static __always_inline void emit(struct kevent *e)
 	// short deadline, so a lone event still arrives within that.
 	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake)) {
-		__u32 k = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &k);
-		if (n)
-			(*n)++;
+		count_lost();
 	}
 }
 

@@ -17,9 +17,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "common.h"
+
 #define MAX_SNAPLEN 256
 #define WAKEUP_BYTES (64 * 1024) // wake the reader once this much is waiting
-#define MAX_PORTS 8
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -39,8 +40,6 @@
 
 // Settings, rewritten by user space before load.
 const volatile __u32 snaplen = 128;            // bytes of packet copied, 1..MAX_SNAPLEN
-const volatile __u16 ports[MAX_PORTS] = {};    // TCP ports to watch (host order)
-const volatile __u32 nports = 0;               // 0 = watch all ports
 const volatile __u8 l2_present = 1;            // 0 on raw-IP devices (tun, wireguard)
 
 struct event_hdr {
@@ -77,27 +76,6 @@ struct {
 	__type(value, struct flow_val);
 } flows SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
-
-static __always_inline int port_ok(__u16 sport, __u16 dport)
-{
-	if (nports == 0)
-		return 1;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++) {
-		if (i >= nports)
-			break;
-		if (ports[i] == sport || ports[i] == dport)
-			return 1;
-	}
-	return 0;
-}
-
 // icmp_ok applies the port filter to the TCP header quoted in an ICMP error
 // whose quoted IP header starts at off.
 static __always_inline int icmp_ok(struct __sk_buff *skb, __u32 off, int v6)
@@ -132,10 +110,7 @@ static __always_inline void emit(struct __sk_buff *skb, __u8 egress)
 
 	struct event_hdr *e = bpf_ringbuf_reserve(&events, sizeof(*e) + snap, 0);
 	if (!e) {
-		__u32 k = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &k);
-		if (n)
-			(*n)++;
+		count_lost();
 		return;
 	}
 	__u64 len = skb->len; // 64-bit, so that the bounds checks apply to R4 itself
