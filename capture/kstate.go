@@ -86,11 +86,7 @@ func (ki *keyInterner) parseCounterPairs(file string, data []byte, m map[string]
 	var hdrPrefix, hdr []byte
 	for len(data) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
+		line, data = nextLine(data)
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			continue
@@ -151,11 +147,7 @@ func nextField(b []byte) (field, rest []byte) {
 func (ki *keyInterner) parseSnmp6(data []byte, m map[string]uint64) {
 	for len(data) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
+		line, data = nextLine(data)
 		name, rest := nextField(line)
 		val, _ := nextField(rest)
 		if name == nil || val == nil {
@@ -184,11 +176,7 @@ func parseProcTCP(data []byte, v6 bool, out []kevent.Listener) ([]kevent.Listene
 	first := true
 	for len(data) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
+		line, data = nextLine(data)
 		if first { // the header
 			first = false
 			continue
@@ -271,4 +259,12 @@ func parseProcAddr(b []byte, v6 bool) (netip.AddrPort, error) {
 		addr = netip.AddrFrom4([4]byte(a[:4]))
 	}
 	return netip.AddrPortFrom(addr, uint16(port)), nil
+}
+
+// nextLine splits off data's first line (without its newline).
+func nextLine(data []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return data[:i], data[i+1:]
+	}
+	return data, nil
 }
