@@ -1,5 +1,7 @@
 package analyze
 
+import "encoding/binary"
+
 // Embryos: a flow that has seen nothing but SYNs from one side lives in a
 // compact, pointer-free table instead of as a full flow and attempt. Most
 // connections leave it within a round trip (their SYN-ACK hatches them into a
@@ -66,18 +68,24 @@ func (t *embryos) len() int { return t.n }
 func (t *embryos) at(i int32) *embryo { return &t.chunks[i>>chunkShift][i&(chunkSize-1)] }
 
 // keyHash hashes the untagged 4-tuple (fixed function: lookups only, the
-// results never depend on it).
-func keyHash(k *flowKey) uint32 {
-	lo := func(b *[16]byte, o int) uint64 {
-		return uint64(b[o]) | uint64(b[o+1])<<8 | uint64(b[o+2])<<16 | uint64(b[o+3])<<24 |
-			uint64(b[o+4])<<32 | uint64(b[o+5])<<40 | uint64(b[o+6])<<48 | uint64(b[o+7])<<56
+// results never depend on it). The words are multiplied independently and
+// mixed once: it runs for every packet.
+func keyHash(k *flowKey) uint32 { return hash4(&k.a, &k.b, k.pa, k.pb) }
+
+// packetHash is keyHash of the packet's flow key (dir from keyDir).
+func packetHash(d *Decoded, dir uint8) uint32 {
+	if dir == 0 {
+		return hash4(&d.Src, &d.Dst, d.SPort, d.DPort)
 	}
-	h := mix(lo(&k.a, 0) ^ 0x9e3779b97f4a7c15)
-	h = mix(h ^ lo(&k.a, 8))
-	h = mix(h ^ lo(&k.b, 0))
-	h = mix(h ^ lo(&k.b, 8))
-	h = mix(h ^ uint64(k.pa)<<16 ^ uint64(k.pb))
-	return uint32(h) | 1 // never 0, so an occupied slot is never 0
+	return hash4(&d.Dst, &d.Src, d.DPort, d.SPort)
+}
+
+func hash4(a, b *[16]byte, pa, pb uint16) uint32 {
+	le := binary.LittleEndian
+	h := le.Uint64(a[:8])*0x9e3779b97f4a7c15 ^ le.Uint64(a[8:])*0xc2b2ae3d27d4eb4f ^
+		le.Uint64(b[:8])*0x165667b19e3779f9 ^ le.Uint64(b[8:])*0xd6e8feb86659fd93 ^
+		(uint64(pa)<<16|uint64(pb))*0xff51afd7ed558ccd
+	return uint32(mix(h)) | 1 // never 0, so an occupied slot is never 0
 }
 
 // find returns the slot holding k's embryo (and its index), or the empty
@@ -100,11 +108,9 @@ func (t *embryos) find(k *flowKey, h uint32) (slot int, idx int32, ok bool) {
 }
 
 // lookup finds k's embryo; it also returns the key's hash for alloc.
-func (t *embryos) lookup(k flowKey) (int32, uint32, bool) {
-	uk := untagged(k)
-	h := keyHash(&uk)
-	_, i, ok := t.find(&k, h)
-	return i, h, ok
+func (t *embryos) lookup(k *flowKey, h uint32) (int32, bool) {
+	_, i, ok := t.find(k, h)
+	return i, ok
 }
 
 func (t *embryos) grow() {
@@ -210,15 +216,15 @@ func pureSYN(d *Decoded) bool {
 // embryoSYN handles a pure SYN for a flow the flow table does not have. It
 // reports whether the embryo table took it; if not, the caller tracks the
 // packet as a full flow (after hatching any embryo in the way).
-func (t *Tracker) embryoSYN(k flowKey, dir uint8, d *Decoded, ts int64, ref PacketRef) bool {
+func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int64, ref PacketRef) bool {
 	et := t.embryos
-	i, h, ok := et.lookup(k)
+	i, ok := et.lookup(k, h)
 	if !ok {
 		if et.len() >= et.max {
 			t.sum.Evicted++
 			t.finishEmbryo(et.head, true)
 		}
-		i = et.alloc(k, h)
+		i = et.alloc(*k, h)
 		e := et.at(i)
 		t.sum.Attempts++
 		e.id = t.sum.Attempts
@@ -227,17 +233,17 @@ func (t *Tracker) embryoSYN(k flowKey, dir uint8, d *Decoded, ts int64, ref Pack
 		return true
 	}
 	e := et.at(i)
-	if e.key != k || e.dir != dir || e.isn != d.Seq || int(e.nsyn) >= embryoSyns {
+	if e.key != *k || e.dir != dir || e.isn != d.Seq || int(e.nsyn) >= embryoSyns {
 		return false // another VLAN, the other side, a new ISN, or too many: the full path decides
 	}
 	n := e.nsyn - 1
 	prev := pktSig{t: e.last, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: e.tsval[n], win: e.win[n], flags: e.flags[n], valid: true}
-	s := pktSig{t: ts, seq: d.Seq, ack: d.Ack, ipid: d.IPID, tsval: d.Opts.TSval, win: d.Win, flags: d.Flags, valid: true}
+	var plen uint32 // the payload counts on the first SYN only
 	if n == 0 {
 		prev.plen = e.data
-		s.plen = d.PayloadLen
+		plen = d.PayloadLen
 	}
-	if t.sigDuplicate(&prev, &s, d) {
+	if t.sigDuplicate(&prev, d, ts, plen) {
 		t.sum.Duplicates++
 		return true
 	}
@@ -261,17 +267,22 @@ func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
 // hatchEmbryo turns the embryo under the packet's 4-tuple, if any, into a full
 // flow, so that the packet (an answer, or anything but a SYN retransmit) is
 // tracked as usual.
-func (t *Tracker) hatchEmbryo(k flowKey) {
-	i, _, ok := t.embryos.lookup(k)
+// It reports whether there was one. h is keyHash of k.
+func (t *Tracker) hatchEmbryo(k *flowKey, h uint32) bool {
+	if t.embryos.n == 0 {
+		return false
+	}
+	i, ok := t.embryos.lookup(k, h)
 	if !ok {
-		return
+		return false
 	}
 	e := t.embryos.at(i)
-	if t.flows[e.key] == nil {
-		f := t.newFlow(e.key)
+	if t.flows.get(&e.key, h) == nil {
+		f := t.newFlow(e.key, h)
 		t.replayEmbryo(f, e)
 	}
 	t.embryos.remove(i)
+	return true
 }
 
 // finishEmbryo judges and emits the embryo in slot i.
@@ -281,7 +292,13 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 	*f = flow{key: e.key}
 	t.replayEmbryo(f, e)
 	f.at.Evicted = evicted
-	t.embryos.remove(i)
+	et := t.embryos
+	et.remove(i)
+	if evicted && et.head >= 0 {
+		// The next one evicted: load its index slot now, so that the
+		// miss overlaps with the work until then.
+		t.sink += int64(et.slots[int(et.at(et.head).hash)&(len(et.slots)-1)])
+	}
 	t.finishAttempt(f, t.now)
 }
 

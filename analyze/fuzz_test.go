@@ -116,8 +116,8 @@ func FuzzTracker(f *testing.F) {
 				ts += int64(200 * time.Second)
 			}
 			tr.track(&d, ts, PacketRef{Num: uint64(i/3 + 1)})
-			if len(tr.flows) > cfg.MaxFlows+1 || tr.embryos.len() > cfg.MaxSYNOnly {
-				t.Fatalf("tables beyond their bounds: %d flows, %d SYN-only", len(tr.flows), tr.embryos.len())
+			if tr.flows.n > cfg.MaxFlows+1 || tr.embryos.len() > cfg.MaxSYNOnly {
+				t.Fatalf("tables beyond their bounds: %d flows, %d SYN-only", tr.flows.n, tr.embryos.len())
 			}
 		}
 		tr.Flush(ts + int64(time.Hour))

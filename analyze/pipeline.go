@@ -1,5 +1,12 @@
 package analyze
 
+import (
+	"math"
+	"slices"
+
+	"github.com/synscope/synscope/internal/kevent"
+)
+
 // Pipeline splits the analysis over two goroutines: the caller's reads and
 // decodes (Packet), a second one tracks. Decoded segments travel in batches,
 // so the hand-over costs a channel operation per batch, not per packet. The
@@ -19,15 +26,60 @@ const (
 	batches   = 8
 )
 
+// decoded is a packet decoded for the tracker. It is kept small: a flood
+// moves millions of them from the decoding goroutines to the tracker's.
 type decoded struct {
 	d   Decoded
 	ts  int64
-	ref PacketRef
+	num uint32 // a Batch's: the packet's number from the batch's start
+	// TCP: keyHash of the flow key and the packet's side of that key,
+	// worked out by the decoding goroutine.
+	h   uint32
+	dir uint8
+}
+
+// prepare works out what the tracker needs of a decoded packet beyond
+// Decoded.
+func (e *decoded) prepare() {
+	if e.d.Kind == KindTCP {
+		e.dir = keyDir(&e.d)
+		e.h = packetHash(&e.d, e.dir)
+	}
+}
+
+// warm loads what tracking e will need first (its flow table slot, the
+// flow and its attempt), a few packets ahead, so that the cache misses
+// overlap with the work on the packets before it.
+func (t *Tracker) warm(e *decoded) {
+	if e.d.Kind != KindTCP {
+		return
+	}
+	s := &t.flows.slots[int(e.h)&(len(t.flows.slots)-1)]
+	if f := s.f; f != nil {
+		x := f.last
+		if a := f.at; a != nil {
+			x += a.End
+		}
+		t.sink += x
+	}
+	if et := t.embryos; et.n > 0 && e.d.Flags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN {
+		t.sink += int64(et.slots[int(e.h)&(len(et.slots)-1)])
+	}
+}
+
+// trackDecoded hands e to the tracker.
+func (t *Tracker) trackDecoded(e *decoded, ref PacketRef) {
+	if e.d.Kind == KindTCP {
+		t.trackTCP(&e.d, e.dir, e.h, e.ts, ref)
+	} else {
+		t.track(&e.d, e.ts, ref)
+	}
 }
 
 type batch struct {
-	n int
-	p [batchSize]decoded
+	n    int
+	p    [batchSize]decoded
+	refs [batchSize]PacketRef
 }
 
 // Pipeline starts the tracking goroutine. Until Close returns, the analyzer
@@ -46,8 +98,7 @@ func (pl *Pipeline) track() {
 	t := pl.an.tracker
 	for b := range pl.full {
 		for i := 0; i < b.n; i++ {
-			e := &b.p[i]
-			t.track(&e.d, e.ts, e.ref)
+			t.trackDecoded(&b.p[i], b.refs[i])
 		}
 		b.n = 0
 		pl.free <- b
@@ -61,7 +112,9 @@ func (pl *Pipeline) Packet(p *Packet) {
 	if !pl.an.decode(p, &e.d) {
 		return
 	}
-	e.ts, e.ref = p.Time, p.Ref
+	e.ts = p.Time
+	pl.cur.refs[pl.cur.n] = p.Ref
+	e.prepare()
 	if pl.cur.n++; pl.cur.n == batchSize {
 		pl.Flush()
 	}
@@ -83,4 +136,126 @@ func (pl *Pipeline) Close() {
 	pl.Flush()
 	close(pl.full)
 	<-pl.done
+}
+
+// Batch is a run of consecutive packets decoded ahead of tracking, off the
+// tracker's goroutine: any number of goroutines can fill batches at once
+// (DecodeInto touches no analyzer state), and one goroutine then tracks
+// them in capture order (TrackBatch), with the same result as Packet on
+// each packet in turn. A batch that cannot be booked as a whole (Accepts
+// says so) is discarded, and its packets go through Packet instead.
+type Batch struct {
+	e []decoded
+	// Counters for the Summary, and what Accepts needs to book them.
+	packets, tcp, filtered, frags, malformed, nonTCP uint64
+	min, max                                         int64
+	runMax                                           int64 // the latest time so far, for OutOfOrder
+	ooo                                              uint64
+	irregular                                        bool // a packet the batch cannot book (see DecodeInto)
+	source                                           int32
+}
+
+// Reset empties b for reuse.
+func (b *Batch) Reset() {
+	*b = Batch{e: b.e[:0], min: math.MaxInt64, max: math.MinInt64, runMax: math.MinInt64}
+}
+
+// DecodeInto decodes p into b. It mirrors Analyzer.decode, but only reads
+// the analyzer (its filter): kernel evidence, time 0 (the Summary's First
+// treats it specially) and link types that are not decoded make the batch
+// irregular, to be read packet by packet. The packets of a batch come from
+// one source, and p.Ref.Num counts from the batch's start (TrackBatch adds
+// where it starts). It does not keep p.Data.
+func (an *Analyzer) DecodeInto(b *Batch, p *Packet) {
+	if b.irregular {
+		return
+	}
+	if p.Time == 0 || p.LinkType == kevent.LinkType || p.Ref.Num > math.MaxUint32 || (b.packets > 0 && p.Ref.Source != b.source) {
+		b.irregular = true
+		return
+	}
+	b.source = p.Ref.Source
+	b.packets++
+	t := p.Time
+	b.min, b.max = min(b.min, t), max(b.max, t)
+	if t < b.runMax {
+		b.ooo++
+	} else {
+		b.runMax = t
+	}
+	n := len(b.e)
+	if n == cap(b.e) {
+		b.e = slices.Grow(b.e, 1)
+	}
+	d := &b.e[:n+1][n]
+	k := Decode(p.LinkType, p.Data, p.OrigLen, &d.d)
+	if an.filter != nil && k != KindUnsupported && !an.filter.MatchLen(&d.d, p.Data, p.OrigLen) {
+		b.filtered++
+		return
+	}
+	switch k {
+	case KindTCP:
+		b.tcp++
+	case KindICMPUnreach:
+	case KindFragment:
+		b.frags++
+		return
+	case KindMalformed:
+		b.malformed++
+		return
+	case KindUnsupported:
+		b.irregular = true
+		return
+	default:
+		b.nonTCP++
+		return
+	}
+	d.ts, d.num = t, uint32(p.Ref.Num)
+	d.prepare()
+	b.e = b.e[:n+1]
+}
+
+// Accepts reports whether TrackBatch can book b as a whole now: it holds
+// nothing irregular, and its packets are all at or after the latest one
+// tracked, or all before it (after a timestamp leap); a batch that straddles
+// it is left to Packet, which counts packets out of order one by one.
+func (an *Analyzer) Accepts(b *Batch) bool {
+	return !b.irregular && (b.packets == 0 || b.min >= an.last || b.max < an.last)
+}
+
+// TrackBatch books and tracks b, which Accepts must have accepted. Each
+// packet's Ref.Num is offset by base (DecodeInto may see numbers relative
+// to the batch's start).
+func (an *Analyzer) TrackBatch(b *Batch, base uint64) {
+	if b.packets == 0 {
+		return
+	}
+	s := &an.sum
+	s.Packets += b.packets
+	if s.First == 0 || b.min < s.First {
+		s.First = b.min
+	}
+	if b.max > s.Last {
+		s.Last = b.max
+	}
+	if b.max < an.last {
+		s.OutOfOrder += b.packets // all of them earlier than a packet before
+	} else {
+		s.OutOfOrder += b.ooo
+		an.last = b.runMax
+	}
+	s.Filtered += b.filtered
+	s.TCPPackets += b.tcp
+	s.Fragments += b.frags
+	s.Malformed += b.malformed
+	s.NonTCP += b.nonTCP
+	t := an.tracker
+	const ahead = 4
+	for i := range b.e {
+		if i+ahead < len(b.e) {
+			t.warm(&b.e[i+ahead])
+		}
+		e := &b.e[i]
+		t.trackDecoded(e, PacketRef{Source: b.source, Num: base + uint64(e.num)})
+	}
 }

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 )
@@ -59,29 +60,58 @@ type flowKey struct {
 }
 
 func makeKey(d *Decoded) (k flowKey, dir uint8) {
+	dir = keyDir(d)
+	fillKey(&k, d, dir)
+	return k, dir
+}
+
+// keyDir is the packet's side of its flow key: 0 when its source is the
+// lower endpoint (side a).
+func keyDir(d *Decoded) uint8 {
+	if compareEndpoint(&d.Src, d.SPort, &d.Dst, d.DPort) <= 0 {
+		return 0
+	}
+	return 1
+}
+
+// fillKey sets *k to the packet's flow key (dir from keyDir), field by
+// field.
+func fillKey(k *flowKey, d *Decoded, dir uint8) {
 	k.v6 = d.IPv6
-	k.nvlan = d.NVLAN
-	if k.nvlan > 2 {
-		k.nvlan = 2
-	}
+	k.nvlan = min(d.NVLAN, 2)
 	k.vlan = d.VLAN
-	c := compareEndpoint(&d.Src, d.SPort, &d.Dst, d.DPort)
-	if c <= 0 {
+	if dir == 0 {
 		k.a, k.pa, k.b, k.pb = d.Src, d.SPort, d.Dst, d.DPort
-		return k, 0
+	} else {
+		k.a, k.pa, k.b, k.pb = d.Dst, d.DPort, d.Src, d.SPort
 	}
-	k.a, k.pa, k.b, k.pb = d.Dst, d.DPort, d.Src, d.SPort
-	return k, 1
+}
+
+// isKey reports whether k is the packet's flow key (dir from keyDir),
+// without building that key.
+func isKey(k *flowKey, d *Decoded, dir uint8) bool {
+	if k.v6 != d.IPv6 || k.vlan != d.VLAN || k.nvlan != min(d.NVLAN, 2) {
+		return false
+	}
+	if dir == 0 {
+		return k.pa == d.SPort && k.pb == d.DPort && k.a == d.Src && k.b == d.Dst
+	}
+	return k.pa == d.DPort && k.pb == d.SPort && k.a == d.Dst && k.b == d.Src
 }
 
 func compareEndpoint(a *[16]byte, pa uint16, b *[16]byte, pb uint16) int {
-	for i := 0; i < 16; i++ {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
+	// Bytewise order: the addresses as big-endian numbers.
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		if x < y {
+			return -1
 		}
+		return 1
+	}
+	if x, y := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
 	}
 	switch {
 	case pa < pb:
@@ -142,6 +172,117 @@ type flow struct {
 	hasStale   bool
 }
 
+// evNote is what a packet's timeline event says: the side that sent it
+// and why it is worth recording (NoteNone: it is not).
+type evNote struct {
+	Dir  Side
+	Note EventNote
+}
+
+// flowTable finds flows by key: open addressing with linear probing on
+// keyHash, and backward-shift deletion. A flow is in it under its key, and
+// under its alias when it has one. (Go's map hashed the 42-byte key on every
+// packet; here the hash comes with the packet.)
+type flowTable struct {
+	slots []flowSlot
+	n     int
+}
+
+type flowSlot struct {
+	h     uint32 // keyHash; 0: empty
+	alias bool   // the slot holds f under f.alias
+	f     *flow
+}
+
+func (ft *flowTable) init() { ft.slots = make([]flowSlot, 1024) }
+
+func (s *flowSlot) key() *flowKey {
+	if s.alias {
+		return &s.f.alias
+	}
+	return &s.f.key
+}
+
+func (ft *flowTable) get(k *flowKey, h uint32) *flow {
+	mask := len(ft.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &ft.slots[i]
+		if s.h == h && *s.key() == *k {
+			return s.f
+		}
+		if s.h == 0 {
+			return nil
+		}
+	}
+}
+
+// getPacket finds the flow of packet d (dir from keyDir, h from
+// packetHash).
+func (ft *flowTable) getPacket(d *Decoded, dir uint8, h uint32) *flow {
+	mask := len(ft.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &ft.slots[i]
+		if s.h == h && isKey(s.key(), d, dir) {
+			return s.f
+		}
+		if s.h == 0 {
+			return nil
+		}
+	}
+}
+
+// put adds f (under its alias when alias is set); the key must not be in
+// the table.
+func (ft *flowTable) put(h uint32, f *flow, alias bool) {
+	if 2*(ft.n+1) > len(ft.slots) {
+		old := ft.slots
+		ft.slots = make([]flowSlot, 2*len(old))
+		for _, s := range old {
+			if s.h != 0 {
+				ft.insert(s)
+			}
+		}
+	}
+	ft.insert(flowSlot{h: h, alias: alias, f: f})
+	ft.n++
+}
+
+func (ft *flowTable) insert(s flowSlot) {
+	mask := len(ft.slots) - 1
+	i := int(s.h) & mask
+	for ft.slots[i].h != 0 {
+		i = (i + 1) & mask
+	}
+	ft.slots[i] = s
+}
+
+// del removes key k (hash h), if present.
+func (ft *flowTable) del(k *flowKey, h uint32) {
+	mask := len(ft.slots) - 1
+	i := int(h) & mask
+	for {
+		s := &ft.slots[i]
+		if s.h == 0 {
+			return
+		}
+		if s.h == h && *s.key() == *k {
+			break
+		}
+		i = (i + 1) & mask
+	}
+	ft.slots[i] = flowSlot{}
+	ft.n--
+	for j := (i + 1) & mask; ft.slots[j].h != 0; j = (j + 1) & mask {
+		want := int(ft.slots[j].h) & mask
+		// Move j back to the hole unless its wanted place lies
+		// cyclically in (hole, j].
+		if (j > i && (want <= i || want > j)) || (j < i && want <= i && want > j) {
+			ft.slots[i], ft.slots[j] = ft.slots[j], flowSlot{}
+			i = j
+		}
+	}
+}
+
 type lru struct{ head, tail *flow }
 
 func (l *lru) remove(f *flow) {
@@ -173,7 +314,7 @@ func (l *lru) pushBack(f *flow) {
 // safe for concurrent use; shard by flow to use more cores.
 type Tracker struct {
 	cfg   Config
-	flows map[flowKey]*flow
+	flows flowTable // by full key, and by alias (answerOnOtherVLAN)
 	// byTuple finds a flow by its 4-tuple alone, for captures where the two
 	// directions carry different VLAN tags (a router on a trunk, one side
 	// tagged): an answer on another VLAN joins the attempt it answers.
@@ -188,6 +329,7 @@ type Tracker struct {
 	embryos *embryos   // SYN-only flows (embryo.go)
 	scratch flow       // a flow that is never in the table, to finish embryos
 	free    *flow      // recycled flow structs
+	sink    int64      // what warm loads, so that the loads stay
 }
 
 // NewTracker returns a tracker that calls emit with every finished attempt.
@@ -216,7 +358,8 @@ func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 	if cfg.MaxSYNOnly <= 0 {
 		cfg.MaxSYNOnly = def.MaxSYNOnly
 	}
-	t := &Tracker{cfg: cfg, flows: make(map[flowKey]*flow, 1024), byTuple: make(map[flowKey]*flow, 1024), sum: sum, emit: emit}
+	t := &Tracker{cfg: cfg, byTuple: make(map[flowKey]*flow, 1024), sum: sum, emit: emit}
+	t.flows.init()
 	t.embryos = newEmbryos(cfg.MaxSYNOnly)
 	t.idle[listHandshake] = int64(cfg.HandshakeIdle)
 	t.idle[listOpen] = int64(cfg.EstablishedIdle)
@@ -225,7 +368,7 @@ func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 }
 
 // Active is the number of flows tracked now.
-func (t *Tracker) Active() int { return len(t.flows) + t.embryos.len() }
+func (t *Tracker) Active() int { return t.flows.n + t.embryos.len() }
 
 // advance moves the tracker's clock (the latest capture time seen) and ends
 // flows that have been idle too long. Out-of-order timestamps never move it
@@ -271,8 +414,8 @@ func (t *Tracker) touch(f *flow, list uint8) {
 // should have expired, whether or not the lazy expiry has reached it yet.
 func (t *Tracker) idleTooLong(f *flow) bool { return t.now-f.last > t.idle[f.list] }
 
-func (t *Tracker) newFlow(k flowKey) *flow {
-	if len(t.flows) >= t.cfg.MaxFlows {
+func (t *Tracker) newFlow(k flowKey, h uint32) *flow {
+	if t.flows.n >= t.cfg.MaxFlows {
 		t.evictOldest()
 	}
 	f := t.free
@@ -286,7 +429,7 @@ func (t *Tracker) newFlow(k flowKey) *flow {
 	f.last, f.queued = t.now, t.now
 	f.list = listHandshake
 	t.lists[listHandshake].pushBack(f)
-	t.flows[k] = f
+	t.flows.put(h, f, false)
 	t.byTuple[untagged(k)] = f
 	return f
 }
@@ -300,7 +443,7 @@ func untagged(k flowKey) flowKey {
 // differ from the SYN's: the server side must not have been seen yet, and the
 // packet must acknowledge the client's ISN. It aliases the packet's key to
 // that flow.
-func (t *Tracker) answerOnOtherVLAN(k flowKey, dir uint8, d *Decoded) *flow {
+func (t *Tracker) answerOnOtherVLAN(k flowKey, h uint32, dir uint8, d *Decoded) *flow {
 	f := t.byTuple[untagged(k)]
 	if f == nil || f.hasAlias || f.key == k || f.at == nil || dir == f.clientDir {
 		return nil
@@ -313,7 +456,7 @@ func (t *Tracker) answerOnOtherVLAN(k flowKey, dir uint8, d *Decoded) *flow {
 		return nil
 	}
 	f.alias, f.hasAlias = k, true
-	t.flows[k] = f
+	t.flows.put(h, f, true)
 	return f
 }
 
@@ -341,9 +484,10 @@ func (t *Tracker) evictOldest() {
 // finishFlow emits the flow's attempt and forgets the flow.
 func (t *Tracker) finishFlow(f *flow, evicted bool) {
 	t.lists[f.list].remove(f)
-	delete(t.flows, f.key)
+	h := keyHash(&f.key) // the alias differs in its VLAN tags only: the same hash
+	t.flows.del(&f.key, h)
 	if f.hasAlias {
-		delete(t.flows, f.alias)
+		t.flows.del(&f.alias, h)
 	}
 	if tk := untagged(f.key); t.byTuple[tk] == f {
 		delete(t.byTuple, tk)
@@ -498,13 +642,22 @@ type Packet struct {
 
 // track handles one decoded TCP segment or ICMP error.
 func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
-	t.advance(ts)
 	if d.Kind == KindICMPUnreach {
+		t.advance(ts)
 		t.icmp(d, ts, ref)
 		return
 	}
-	k, dir := makeKey(d)
-	f := t.flows[k]
+	dir := keyDir(d)
+	t.trackTCP(d, dir, packetHash(d, dir), ts, ref)
+}
+
+// trackTCP handles a TCP segment whose side of its flow key (dir, from
+// keyDir) and key hash (h, from packetHash) are known: a Batch works them
+// out while decoding. The key itself is built only for a flow not in the
+// table.
+func (t *Tracker) trackTCP(d *Decoded, dir uint8, h uint32, ts int64, ref PacketRef) {
+	t.advance(ts)
+	f := t.flows.getPacket(d, dir, h)
 	if f != nil && t.idleTooLong(f) {
 		t.finishFlow(f, false) // as if expiry had reached it already
 		f = nil
@@ -526,19 +679,22 @@ func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
 		}
 	}
 	if f == nil {
+		var k flowKey
+		fillKey(&k, d, dir)
 		// A lone SYN waits in the compact embryo table; anything else on
 		// the 4-tuple hatches the embryo into a full flow first.
-		if pureSYN(d) && t.embryoSYN(k, dir, d, ts, ref) {
+		if pureSYN(d) && t.embryoSYN(&k, h, dir, d, ts, ref) {
 			return
 		}
-		t.hatchEmbryo(k)
-		f = t.flows[k]
-	}
-	if f == nil {
-		f = t.answerOnOtherVLAN(k, dir, d)
-	}
-	if f == nil {
-		f = t.newFlow(k)
+		if t.hatchEmbryo(&k, h) {
+			f = t.flows.get(&k, h)
+		}
+		if f == nil {
+			f = t.answerOnOtherVLAN(k, h, dir, d)
+		}
+		if f == nil {
+			f = t.newFlow(k, h)
+		}
 	}
 	if t.duplicate(f, dir, d, ts) {
 		t.sum.Duplicates++
@@ -559,10 +715,9 @@ func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
 	if fromClient {
 		side = SideClient
 	}
-	ev := Event{Time: ts, Ref: ref, Dir: side, Flags: flags, Seq: d.Seq, Ack: d.Ack, Len: d.PayloadLen, Win: d.Win}
-	if syn {
-		ev.Opts = d.Opts
-	}
+	// What the timeline records of this packet, if anything: the event
+	// itself is built only then.
+	ev := evNote{Dir: side}
 
 	switch {
 	case syn && !ack:
@@ -641,7 +796,11 @@ func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
 	}
 	a.zeek.update(a, d, fromClient, f)
 	if ev.Note != NoteNone {
-		a.record(ev)
+		e := Event{Time: ts, Ref: ref, Dir: ev.Dir, Flags: flags, Seq: d.Seq, Ack: d.Ack, Len: d.PayloadLen, Win: d.Win, Note: ev.Note}
+		if syn {
+			e.Opts = d.Opts
+		}
+		a.record(e)
 	}
 
 	// Move the flow to the list whose idle timeout fits its state.
@@ -656,7 +815,7 @@ func (t *Tracker) track(d *Decoded, ts int64, ref PacketRef) {
 }
 
 // onSYN handles a SYN without ACK; it may start a new attempt on the flow.
-func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *Event) *Attempt {
+func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *evNote) *Attempt {
 	newClient := func() *Attempt {
 		a := t.newAttempt(f, dir, ts, ref)
 		t.firstSYN(f, a, d, ts)
@@ -738,7 +897,7 @@ func triOf(o *Options) Tri {
 }
 
 // onSYNACK handles a SYN-ACK.
-func (t *Tracker) onSYNACK(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *Event) *Attempt {
+func (t *Tracker) onSYNACK(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *evNote) *Attempt {
 	if a == nil {
 		// The first packet of the flow: its receiver is the client.
 		a = t.newAttempt(f, dir^1, ts, ref)
@@ -858,7 +1017,7 @@ func (f *flow) acksServerISN(ack uint32, a *Attempt) bool {
 }
 
 // maybeComplete checks whether an ACK completes the handshake.
-func (t *Tracker) maybeComplete(f *flow, a *Attempt, d *Decoded, fromClient bool, ts int64, ev *Event) {
+func (t *Tracker) maybeComplete(f *flow, a *Attempt, d *Decoded, fromClient bool, ts int64, ev *evNote) {
 	if !a.HasISN {
 		return
 	}
@@ -907,10 +1066,10 @@ func (t *Tracker) maybeComplete(f *flow, a *Attempt, d *Decoded, fromClient bool
 func (t *Tracker) icmp(d *Decoded, ts int64, ref PacketRef) {
 	t.sum.ICMPUnreach++
 	k, dir := makeKey(d)
-	f := t.flows[k]
-	if f == nil {
-		t.hatchEmbryo(k)
-		f = t.flows[k]
+	h := keyHash(&k)
+	f := t.flows.get(&k, h)
+	if f == nil && t.hatchEmbryo(&k, h) {
+		f = t.flows.get(&k, h)
 	}
 	if f == nil || f.at == nil {
 		return
@@ -944,17 +1103,18 @@ const weakDupWindow = time.Millisecond
 // the same frame captured twice (-i any, a mirror port), not a retransmission
 // (which comes an RTO later, usually with a new IP ID or TSval).
 func (t *Tracker) duplicate(f *flow, dir uint8, d *Decoded, ts int64) bool {
-	s := pktSig{t: ts, seq: d.Seq, ack: d.Ack, ipid: d.IPID, tsval: d.Opts.TSval, plen: d.PayloadLen, win: d.Win, flags: d.Flags, valid: true}
 	slot := 1
 	if d.Flags&FlagSYN != 0 {
 		slot = 0
 	}
-	return t.sigDuplicate(&f.sig[dir][slot], &s, d)
+	return t.sigDuplicate(&f.sig[dir][slot], d, ts, d.PayloadLen)
 }
 
-// sigDuplicate compares packet s with the previous one of its kind, p, and
-// remembers s when it is not a copy.
-func (t *Tracker) sigDuplicate(p, s *pktSig, d *Decoded) bool {
+// sigDuplicate compares packet d (seen at ts, its payload length taken as
+// plen) with the previous one of its kind, p, and remembers d in p when it
+// is not a copy. (Field by field: a pktSig built and copied whole stalls on
+// store forwarding.)
+func (t *Tracker) sigDuplicate(p *pktSig, d *Decoded, ts int64, plen uint32) bool {
 	window := int64(t.cfg.DupWindow)
 	if d.Flags&FlagSYN != 0 {
 		window = int64(synDupWindow)
@@ -966,19 +1126,18 @@ func (t *Tracker) sigDuplicate(p, s *pktSig, d *Decoded) bool {
 		// the timer's own retransmit by a few milliseconds.
 		window = int64(weakDupWindow)
 	}
-	dup := p.valid && p.seq == s.seq && p.ack == s.ack && p.ipid == s.ipid && p.tsval == s.tsval &&
-		p.plen == s.plen && p.win == s.win && p.flags == s.flags
-	if dup {
-		dt := s.t - p.t
+	if p.valid && p.seq == d.Seq && p.ack == d.Ack && p.ipid == d.IPID && p.tsval == d.Opts.TSval &&
+		p.plen == plen && p.win == d.Win && p.flags == d.Flags {
+		dt := ts - p.t
 		if dt < 0 {
 			dt = -dt
 		}
-		dup = dt <= window
+		if dt <= window {
+			return true
+		}
 	}
-	if !dup {
-		*p = *s
-	}
-	return dup
+	p.t, p.seq, p.ack, p.ipid, p.tsval, p.plen, p.win, p.flags, p.valid = ts, d.Seq, d.Ack, d.IPID, d.Opts.TSval, plen, d.Win, d.Flags, true
+	return false
 }
 
 // likelyServerPort guesses, for connections whose start was not captured,

@@ -183,13 +183,14 @@ func TestEmbryoIndexChurn(t *testing.T) {
 		n := r.Uint32N(5000)
 		k := key(n)
 		if i, ok := ref[k]; ok {
-			if got, _, ok2 := et.lookup(k); !ok2 || got != i {
+			if got, ok2 := et.lookup(&k, keyHash(&k)); !ok2 || got != i {
 				t.Fatalf("step %d: lookup %v = %d,%v; want %d", step, n, got, ok2, i)
 			}
 			et.remove(i)
 			delete(ref, k)
 		} else {
-			_, h, ok2 := et.lookup(k)
+			h := keyHash(&k)
+			_, ok2 := et.lookup(&k, h)
 			if ok2 {
 				t.Fatalf("step %d: found a removed key", step)
 			}
@@ -200,7 +201,7 @@ func TestEmbryoIndexChurn(t *testing.T) {
 		t.Fatalf("len %d, want %d", et.len(), len(ref))
 	}
 	for k, i := range ref {
-		if got, _, ok := et.lookup(k); !ok || got != i {
+		if got, ok := et.lookup(&k, keyHash(&k)); !ok || got != i {
 			t.Fatalf("final lookup mismatch")
 		}
 	}

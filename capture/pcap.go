@@ -77,7 +77,7 @@ func (r *pcapReader) Next(p *Packet) error {
 	// writers such as dpkt declare a small snaplen and store longer
 	// records, which tcpdump and Wireshark read anyway: so do we, and say so.
 	if s := r.info.Snaplen; s != 0 && caplen > s {
-		r.anomaly(num, off, "record of %d bytes is longer than the file's snap length %d (read anyway)", caplen, s)
+		r.longRecord(num, off, caplen)
 	}
 	n := pcapRecHdr + int(caplen)
 	rec, err := r.w.peek(n)
@@ -98,4 +98,9 @@ func (r *pcapReader) Next(p *Packet) error {
 	r.consume(n)
 	r.count(p)
 	return nil
+}
+
+// longRecord notes a record longer than the file's snap length.
+func (r *pcapReader) longRecord(num uint64, off int64, caplen uint32) {
+	r.anomaly(num, off, "record of %d bytes is longer than the file's snap length %d (read anyway)", caplen, r.info.Snaplen)
 }

@@ -32,6 +32,8 @@ type window struct {
 	// have been handed back, so the mapping does not pile up in our RSS.
 	mapped   bool
 	released int
+	// held: pages are released by someone else (Chunks.Release).
+	held bool
 }
 
 // releaseChunk is how much of a mapping is read before its pages are dropped.
@@ -78,7 +80,7 @@ func (w *window) fill(n int) ([]byte, error) {
 func (w *window) skip(n int) {
 	// Bytes before the record being consumed are no longer referenced (a
 	// packet's data is valid only until the next call to Next).
-	if w.mapped && w.pos-w.released >= releaseChunk {
+	if w.mapped && !w.held && w.pos-w.released >= releaseChunk {
 		end := w.pos &^ (os.Getpagesize() - 1)
 		_ = syscall.Madvise(w.buf[w.released:end], syscall.MADV_DONTNEED)
 		w.released = end

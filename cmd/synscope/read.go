@@ -15,11 +15,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/pflag"
 
 	"github.com/synscope/synscope/analyze"
 	"github.com/synscope/synscope/capture"
+	"github.com/synscope/synscope/internal/kevent"
 	"github.com/synscope/synscope/report"
 )
 
@@ -327,7 +330,7 @@ func runRead(ctx context.Context, cfg *readConfig) error {
 	if len(srcs) > 0 {
 		merged = capture.Merge(srcs).(*capture.Merger)
 		bar := newProgress(cfg.stderr, cfg.files, merged)
-		interrupted, pumpErr = pump(ctx, merged, an, bar, inputOf)
+		interrupted, pumpErr = pump(ctx, merged, srcs, an, bar, inputOf)
 		bar.finish()
 		merged.Close()
 	}
@@ -418,7 +421,10 @@ func containsInfo(list []*capture.SourceInfo, in *capture.SourceInfo) bool {
 // with an error instead of crashing, and the report covers what was read.
 // inputOf maps an opened source to its position among the inputs, so packet
 // references name the report's sources even when one failed to open.
-func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *progress, inputOf []int32) (interrupted bool, err error) {
+//
+// A single mapped pcap file is read and decoded in parallel (pumpParallel);
+// $SYNSCOPE_PARALLEL=0 forces the sequential path.
+func pump(ctx context.Context, src capture.Source, srcs []capture.Source, an *analyze.Analyzer, bar *progress, inputOf []int32) (interrupted bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -429,6 +435,12 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *pr
 			panic(r)
 		}
 	}()
+	if off, chunk := capture.ParallelSetting(); !off && len(srcs) == 1 && (runtime.GOMAXPROCS(0) > 1 || chunk > 0) {
+		// (Kernel evidence records are read in order, by the analyzer itself.)
+		if ch := capture.NewChunks(srcs[0], chunk); ch != nil && ch.LinkType() != kevent.LinkType {
+			return pumpParallel(ctx, ch, an, bar, inputOf[0])
+		}
+	}
 	pl := an.Pipeline() // decode here, track in a second goroutine
 	defer pl.Close()
 	var p capture.Packet
@@ -449,6 +461,135 @@ func pump(ctx context.Context, src capture.Source, an *analyze.Analyzer, bar *pr
 			Ref: analyze.PacketRef{Source: inputOf[p.Source], Num: p.Num}}
 		pl.Packet(&ap)
 	}
+}
+
+// Parallel reading: workers find and decode groups of chunks, any number at
+// once; the calling goroutine books and tracks them strictly in file order.
+const (
+	chunkGroup = 8 // chunks one worker walks together (capture.Chunks.Find)
+)
+
+// parallelStats says how the last pumpParallel went (for the tests): the
+// chunks, those taken as the workers read them, those read again.
+type parallelStats struct{ chunks, committed, redone int }
+
+var lastParallel parallelStats
+
+type chunkSlot struct {
+	recs    [chunkGroup]capture.Records
+	batches [chunkGroup]analyze.Batch
+	ready   chan struct{}
+}
+
+// pumpParallel is pump for one pcap file read in chunks. A chunk the
+// workers got wrong (a guessed start, damage, a packet the batch cannot
+// book) is read again here with the sequential reader, so the result is
+// exactly the sequential one.
+func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer, bar *progress, source int32) (interrupted bool, err error) {
+	workers := max(runtime.GOMAXPROCS(0), 2)
+	groups := (ch.Len() + chunkGroup - 1) / chunkGroup
+	slots := make([]*chunkSlot, 2*workers+2)
+	tokens := make(chan struct{}, len(slots))
+	for i := range slots {
+		slots[i] = &chunkSlot{ready: make(chan struct{}, 1)}
+		tokens <- struct{}{}
+	}
+	quit := make(chan struct{})
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	work := func(g int, s *chunkSlot) {
+		// A mapped file that shrinks faults here: the chunks are then
+		// left dirty, and the sequential reader meets the fault itself.
+		defer func() {
+			if r := recover(); r != nil {
+				for k := range s.recs {
+					ch.Unfound(g*chunkGroup+k, &s.recs[k])
+					s.batches[k].Reset()
+				}
+			}
+		}()
+		ch.Release()
+		var recs [chunkGroup]*capture.Records
+		for k := range s.recs {
+			recs[k] = &s.recs[k]
+		}
+		ch.Find(g*chunkGroup, recs[:])
+		var p capture.Packet
+		ap := analyze.Packet{Ref: analyze.PacketRef{Source: source}}
+		for k := range s.recs {
+			b := &s.batches[k]
+			b.Reset()
+			r := &s.recs[k]
+			for r.Next(&p) {
+				ap.Data, ap.Time, ap.OrigLen, ap.LinkType, ap.Ref.Num = p.Data, p.Time, p.OrigLen, p.LinkType, p.Num
+				an.DecodeInto(b, &ap)
+			}
+		}
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			for {
+				select {
+				case <-tokens:
+				case <-quit:
+					return
+				}
+				g := int(next.Add(1) - 1)
+				if g >= groups {
+					return
+				}
+				s := slots[g%len(slots)]
+				work(g, s)
+				s.ready <- struct{}{}
+			}
+		}()
+	}
+	defer func() {
+		close(quit)
+		wg.Wait()
+	}()
+
+	lastParallel = parallelStats{chunks: ch.Len()}
+	var p capture.Packet
+	var ap analyze.Packet
+	for g := 0; g < groups; g++ {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		if g&7 == 0 {
+			bar.update()
+		}
+		s := slots[g%len(slots)]
+		<-s.ready
+		for k := range s.recs {
+			r, b := &s.recs[k], &s.batches[k]
+			_, hi := r.Bounds()
+			if ch.Offset() >= hi {
+				continue // no record starts in this chunk
+			}
+			if an.Accepts(b) {
+				if base, ok := ch.Commit(r); ok {
+					an.TrackBatch(b, base)
+					lastParallel.committed++
+					continue
+				}
+			}
+			lastParallel.redone++
+			for ch.Offset() < hi {
+				if ch.Next(&p) != nil {
+					return false, nil // the error stays in the source's info
+				}
+				ap = analyze.Packet{Data: p.Data, Time: p.Time, OrigLen: p.OrigLen, LinkType: p.LinkType,
+					Ref: analyze.PacketRef{Source: source, Num: p.Num}}
+				an.Packet(&ap)
+			}
+		}
+		tokens <- struct{}{}
+	}
+	return false, nil
 }
 
 func buildReport(cfg *readConfig, an *analyze.Analyzer, col *collector, infos []*capture.SourceInfo, res *analyze.Result) *report.Report {
