@@ -59,6 +59,7 @@ type KernelTotals struct {
 	SamplesThinned     uint64 // counter samples dropped to stay within MaxKernelSamples
 	First, Last        int64  // span of the kernel records
 	DropEventsObserved bool
+	GhostsOmitted      uint64 // ghost connections not remembered (see ghostConn)
 }
 
 // ReasonCount is a count for one drop or reset reason and, for drops, the
@@ -68,15 +69,22 @@ type ReasonCount struct {
 	Location string
 	Count    uint64 // segments
 	Attempts uint64 // attempts they belong to (incidents only)
+	// SYN: the dropped segments are the clients' SYNs (incidents only;
+	// otherwise other segments of the attempts: the handshake's ACK, RSTs).
+	SYN bool
 }
 
 // AttemptKernel is what the kernel said about one attempt.
 type AttemptKernel struct {
-	Watched       bool   // kernel evidence was being collected while it ran
-	SynDrops      uint16 // the client's SYNs this kernel dropped
-	OtherDrops    uint16 // other segments of the attempt it dropped
-	DropReason    string // reason of the first drop ("NETFILTER_DROP")
-	DropLocation  string // where it was freed ("nft_do_chain+0x1f4")
+	Watched      bool   // kernel evidence was being collected while it ran
+	SynDrops     uint16 // the client's SYNs this kernel dropped
+	OtherDrops   uint16 // other segments of the attempt it dropped
+	DropReason   string // reason of the first SYN drop, else of the first drop ("NETFILTER_DROP")
+	DropLocation string // where it was freed ("nft_do_chain+0x1f4")
+	// OtherReason and OtherLocation are those of the first drop of a
+	// segment other than the client's SYN (the handshake's ACK, a RST).
+	OtherReason   string
+	OtherLocation string
 	SynAckRetrans uint16 // SYN-ACK retransmits the kernel made
 	ResetsSent    uint16 // RSTs this kernel sent on the 4-tuple
 	ResetsRecv    uint16 // RSTs it received on it
@@ -121,6 +129,7 @@ type Kernel struct {
 	drops   map[[2]string]uint64
 	rstWhy  map[string]uint64
 	samples []*kevent.Sample
+	ghosts  []ghostConn
 	sizes   []int // record size of each sample
 	bytes   int   // sum of sizes
 	notes   []kevent.Note
@@ -335,6 +344,7 @@ func (k *Kernel) match(a *Attempt) {
 	}
 	lo, hi := a.Start-kernelSlack, a.End+kernelSlack
 	kept := f.evs[:0]
+	var ghost *kev
 	for _, e := range f.evs {
 		if e.time < lo || e.time > hi {
 			kept = append(kept, e)
@@ -349,12 +359,21 @@ func (k *Kernel) match(a *Attempt) {
 				continue
 			}
 			if syn {
+				if ak.SynDrops == 0 {
+					ak.DropReason, ak.DropLocation = e.reason, e.location
+				}
 				ak.SynDrops++
 			} else {
+				if ak.OtherDrops == 0 {
+					ak.OtherReason, ak.OtherLocation = e.reason, e.location
+					if ak.SynDrops == 0 {
+						ak.DropReason, ak.DropLocation = e.reason, e.location
+					}
+				}
 				ak.OtherDrops++
 			}
-			if ak.DropReason == "" {
-				ak.DropReason, ak.DropLocation = e.reason, e.location
+			if ghost == nil && a.HandshakeDone && fromClient && !syn && listenerDrop(e.reason, e.location) {
+				ghost = &e
 			}
 		case kevent.KindSynAckRetrans:
 			ak.SynAckRetrans++
@@ -368,11 +387,57 @@ func (k *Kernel) match(a *Attempt) {
 		}
 		k.totals.Matched++
 	}
+	if ghost != nil {
+		if len(k.ghosts) < maxGhosts {
+			k.ghosts = append(k.ghosts, ghostConn{server: a.Server, time: a.Start, reason: ghost.reason, location: ghost.location})
+		} else {
+			k.totals.GhostsOmitted++
+		}
+	}
 	clear(f.evs[len(kept):])
 	f.evs = kept
 	if len(kept) == 0 {
 		delete(k.flows, key)
 	}
+}
+
+// listenerDrop reports whether a drop of a client's segment (not its SYN)
+// happened at the listener, before a socket existed for the connection: the
+// accept queue had no room for it (TCP_LISTEN_OVERFLOW), or the ACK of a
+// syncookie could not become a socket (a drop in cookie_v4_check or
+// cookie_v6_check: when the accept queue overflows, that is where a cookie's
+// ACK goes; a bad cookie goes there too, see SyncookiesFailed).
+func listenerDrop(reason, location string) bool {
+	return reason == "TCP_LISTEN_OVERFLOW" || strings.HasPrefix(location, "cookie_v4_check") || strings.HasPrefix(location, "cookie_v6_check")
+}
+
+// ghostConn is an attempt that completed its handshake on the wire while
+// this kernel dropped the client's ACK at the listener (see listenerDrop):
+// the client believes it is connected, the application never sees the
+// connection. The wire looks fine, so such attempts make no incident of
+// their own; the accept-queue finding counts them.
+type ghostConn struct {
+	server           netip.AddrPort
+	time             int64
+	reason, location string
+}
+
+// maxGhosts bounds the ghost connections remembered (the rest are counted).
+const maxGhosts = 65536
+
+// ghostsAt counts the ghost connections to server that started within
+// [from, to], by reason and location.
+func (k *Kernel) ghostsAt(server netip.AddrPort, from, to int64) []ReasonCount {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []ReasonCount
+	for _, g := range k.ghosts {
+		if g.server == server && g.time >= from && g.time <= to {
+			out = addReason(out, g.reason, g.location, false, 1)
+		}
+	}
+	sortReasons(out)
+	return out
 }
 
 // finish counts the events nobody claimed.
@@ -413,7 +478,10 @@ func sortReasons(rs []ReasonCount) {
 		if rs[i].Reason != rs[j].Reason {
 			return rs[i].Reason < rs[j].Reason
 		}
-		return rs[i].Location < rs[j].Location
+		if rs[i].Location != rs[j].Location {
+			return rs[i].Location < rs[j].Location
+		}
+		return rs[i].SYN && !rs[j].SYN
 	})
 }
 
@@ -516,8 +584,16 @@ type IncidentKernel struct {
 	Sysctls       map[string]string
 	Listener      *kevent.Listener // the server's listener, at its fullest
 	ListenerFull  bool             // seen with more waiting than its backlog
-	Local         string           // "server", "client" or "" : which end this host is
-	Findings      []KernelFinding
+	// AckDropped counts, by drop reason and location, the attempts to the
+	// server between the samples that completed their handshake on the
+	// wire while this kernel dropped the client's ACK at the listener (see
+	// ghostConn): they may belong to no incident.
+	AckDropped []ReasonCount
+	Local      string // "server", "client" or "" : which end this host is
+	// FromSamples: the counts above are of the incident's sample attempts
+	// only (a timestamps incident).
+	FromSamples bool
+	Findings    []KernelFinding
 
 	lastEnd int64 // the latest end of an attempt (the incident's End is its latest start)
 }
@@ -543,9 +619,11 @@ func (ik *IncidentKernel) add(a *Attempt) {
 	} else if k.OtherDrops > 0 {
 		ik.OtherDropped++
 	}
-	if k.Dropped() {
-		n := uint64(k.SynDrops + k.OtherDrops)
-		ik.Drops = addReason(ik.Drops, k.DropReason, k.DropLocation, n)
+	if k.SynDrops > 0 {
+		ik.Drops = addReason(ik.Drops, k.DropReason, k.DropLocation, true, uint64(k.SynDrops))
+	}
+	if k.OtherDrops > 0 {
+		ik.Drops = addReason(ik.Drops, k.OtherReason, k.OtherLocation, false, uint64(k.OtherDrops))
 	}
 	ik.SynAckRetrans += uint64(k.SynAckRetrans)
 	ik.ResetsSent += uint64(k.ResetsSent)
@@ -554,13 +632,13 @@ func (ik *IncidentKernel) add(a *Attempt) {
 		ik.WithReset++
 	}
 	if k.ResetReason != "" {
-		ik.ResetReasons = addReason(ik.ResetReasons, k.ResetReason, "", uint64(k.ResetsSent))
+		ik.ResetReasons = addReason(ik.ResetReasons, k.ResetReason, "", false, uint64(k.ResetsSent))
 	}
 }
 
-func addReason(rs []ReasonCount, reason, loc string, n uint64) []ReasonCount {
+func addReason(rs []ReasonCount, reason, loc string, syn bool, n uint64) []ReasonCount {
 	for i := range rs {
-		if rs[i].Reason == reason && rs[i].Location == loc {
+		if rs[i].Reason == reason && rs[i].Location == loc && rs[i].SYN == syn {
 			rs[i].Count += n
 			rs[i].Attempts++
 			return rs
@@ -569,7 +647,22 @@ func addReason(rs []ReasonCount, reason, loc string, n uint64) []ReasonCount {
 	if len(rs) >= maxKernelReasons {
 		return rs
 	}
-	return append(rs, ReasonCount{Reason: reason, Location: loc, Count: n, Attempts: 1})
+	return append(rs, ReasonCount{Reason: reason, Location: loc, Count: n, Attempts: 1, SYN: syn})
+}
+
+// mergeReason adds the row r (of another incident) to rs.
+func mergeReason(rs []ReasonCount, r ReasonCount) []ReasonCount {
+	for i := range rs {
+		if rs[i].Reason == r.Reason && rs[i].Location == r.Location && rs[i].SYN == r.SYN {
+			rs[i].Count += r.Count
+			rs[i].Attempts += r.Attempts
+			return rs
+		}
+	}
+	if len(rs) >= maxKernelReasons {
+		return rs
+	}
+	return append(rs, r)
 }
 
 func (ik *IncidentKernel) merge(o *IncidentKernel) {
@@ -578,14 +671,15 @@ func (ik *IncidentKernel) merge(o *IncidentKernel) {
 	ik.SynDropped += o.SynDropped
 	ik.OtherDropped += o.OtherDropped
 	for _, r := range o.Drops {
-		ik.Drops = addReason(ik.Drops, r.Reason, r.Location, r.Count)
-		ik.Drops[len(ik.Drops)-1].Attempts += r.Attempts - 1
+		ik.Drops = mergeReason(ik.Drops, r)
 	}
 	ik.SynAckRetrans += o.SynAckRetrans
 	ik.ResetsSent += o.ResetsSent
 	ik.ResetsRecv += o.ResetsRecv
 	ik.WithReset += o.WithReset
-	ik.ResetReasons = append(ik.ResetReasons, o.ResetReasons...)
+	for _, r := range o.ResetReasons {
+		ik.ResetReasons = mergeReason(ik.ResetReasons, r)
+	}
 }
 
 // handshakeSysctls are the settings a report shows beside a finding.
@@ -603,6 +697,15 @@ func (k *Kernel) conclude(inc *Incident, samples []*kevent.Sample) {
 		ik = &IncidentKernel{}
 		inc.Kernel = ik
 	}
+	if inc.Kind == IncTimestamps && ik.Watched == 0 && !ik.FromSamples {
+		// A timestamps incident is made per server at the end, from counts:
+		// its attempts were not added one by one. Its samples (the attempts
+		// whose SYN was dropped by PAWS first) stand for them.
+		for _, a := range inc.Samples {
+			ik.add(a)
+		}
+		ik.FromSamples = true
+	}
 	sortReasons(ik.Drops)
 	sortReasons(ik.ResetReasons)
 	before, after := around(samples, inc.Start, max(inc.End, ik.lastEnd))
@@ -617,6 +720,7 @@ func (k *Kernel) conclude(inc *Incident, samples []*kevent.Sample) {
 		}
 		ik.Local = localEnd(after, inc)
 		ik.Listener, ik.ListenerFull = listenerOf(samples, before, after, inc.Server)
+		ik.AckDropped = k.ghostsAt(inc.Server, before.Time, after.Time)
 	}
 	ik.Findings = findings(inc, ik)
 }
@@ -676,77 +780,117 @@ func listenerOf(samples []*kevent.Sample, before, after *kevent.Sample, server n
 	return best, full
 }
 
+// findings states what the kernel evidence says about an incident. Which
+// evidence bears on which kind follows what the kernel does (checked in the
+// namespace lab, cmd/synscope/lab_kernel_test.go):
+//
+//   - unanswered_syn, syn_retransmit, refused, timestamps (whose kernel
+//     view is that of its samples: the attempts PAWS rejected): the SYNs are what went
+//     unanswered, so drops of the clients' SYNs explain them. Drops of
+//     their other segments do not: after a PAWS rejection the client's RST
+//     that ends the TIME-WAIT is freed as NOT_SPECIFIED; it is shown, not
+//     concluded on.
+//   - synack_retransmit: the server re-sent its SYN-ACK because the
+//     client's ACK did not arrive, or arrived and was not taken; drops of
+//     the clients' other segments (that ACK) explain it, their SYNs (which
+//     were answered) do not.
+//   - the other kinds: any drop may bear on them.
+//   - segments freed with their socket (QUEUE_PURGE: received, and never
+//     read by the application) are never a cause.
+//
+// The accept queue: a SYN that finds it full is dropped without a kfree_skb
+// event (the kernel consumes it) and counted only in TcpExt.ListenOverflows
+// and ListenDrops; the client retransmits. So for unanswered and
+// retransmitted SYNs the finding rests on those counters and the listener's
+// fill in the samples. A client's ACK that finds it full (its SYN came while
+// there was room, as happens with any round-trip time) is dropped with
+// TCP_LISTEN_OVERFLOW, the handshake having completed on the wire; the
+// server re-sends its SYN-ACK (a synack_retransmit incident). The ACK of a
+// syncookie finds it full in cookie_v4_check, with no SYN-ACK to re-send:
+// that client believes it is connected and the wire shows nothing wrong, so
+// the finding counts such attempts (IncidentKernel.AckDropped).
 func findings(inc *Incident, ik *IncidentKernel) []KernelFinding {
 	var out []KernelFinding
 	n := inc.Attempts
-	handshake := inc.Kind == IncUnansweredSYN || inc.Kind == IncSYNRetransmit
+	synKinds := inc.Kind == IncUnansweredSYN || inc.Kind == IncSYNRetransmit
+	handshake := synKinds || inc.Kind == IncSYNACKRetransmit
+	over, ldrops := delta(ik.Deltas, "TcpExt.ListenOverflows"), delta(ik.Deltas, "TcpExt.ListenDrops")
+	var listenRows []ReasonCount // the clients' ACKs dropped at a full accept queue
+	ackDropped := false          // this kernel dropped the clients' ACKs (synack_retransmit)
+	dropFindings := 0
 	for _, r := range ik.Drops {
+		if !dropExplains(inc.Kind, r) {
+			continue
+		}
+		if !r.SYN {
+			ackDropped = true
+			if handshake && listenerDrop(r.Reason, r.Location) && (r.Reason == "TCP_LISTEN_OVERFLOW" || over > 0) {
+				listenRows = append(listenRows, r)
+				continue
+			}
+		}
+		what := "segment(s)"
+		if r.SYN {
+			what = "SYN(s)"
+		}
 		f := KernelFinding{Cause: "kernel_drop", Confidence: "high", Attempts: r.Attempts,
-			Text: "dropped by this host's kernel: " + r.Reason + locSuffix(r.Location),
+			Text: "dropped by this host's kernel: " + r.Reason + locSuffix(r.Location) + dropMeaning(r.Reason),
 			Evidence: []string{
-				itoa(int(r.Count)) + " kfree_skb event(s) with reason " + r.Reason + " matched " + itoa(int(r.Attempts)) + " of the " + itoa(int(n)) + " attempts (same 4-tuple" + cond(handshake, " and SYN sequence number", "") + ", within 2 s)",
+				itoa(int(r.Count)) + " kfree_skb event(s) with reason " + r.Reason + " for " + what + " of " + itoa(int(r.Attempts)) + " of the " + itoa(int(n)) + " attempts (same 4-tuple" + cond(r.SYN, " and SYN sequence number", "") + ", within 2 s)",
 			}}
 		if strings.Contains(r.Reason, "PAWS") {
 			f.Cause = "paws"
-			f.Text += ": the SYN's timestamp is older than the one this host remembers for the 4-tuple (PAWS, RFC 7323)"
+			f.Text = "dropped by this host's kernel: " + r.Reason + locSuffix(r.Location) + ": the SYN's timestamp is older than the one this host remembers for the 4-tuple (PAWS, RFC 7323)"
+			if strings.Contains(r.Reason, "TW_PAWS") {
+				f.Text += "; the 4-tuple was in TIME-WAIT here (this host closed the previous connection first)"
+			}
 			if d := delta(ik.Deltas, "TcpExt.PAWSTimewait") + delta(ik.Deltas, "TcpExt.PAWSActive"); d > 0 {
 				f.Evidence = append(f.Evidence, "PAWS counters rose by "+itoa(int(d)))
 			}
 		}
 		out = append(out, f)
+		dropFindings++
 	}
-	if handshake || inc.Kind == IncSYNACKRetransmit {
-		over, ldrops := delta(ik.Deltas, "TcpExt.ListenOverflows"), delta(ik.Deltas, "TcpExt.ListenDrops")
-		if over > 0 || (ldrops > 0 && len(ik.Drops) == 0) {
-			f := KernelFinding{Cause: "accept_queue_overflow", Confidence: "medium", Attempts: n - min(n, ik.SynDropped)}
-			who := "a listener"
-			if l := ik.Listener; l != nil {
-				who = "the listener " + l.Addr.String() + " (backlog " + itoa(int(l.Backlog)) + ", " + itoa(int(l.Queue)) + " waiting to be accepted at its fullest)"
-				if ik.ListenerFull {
-					f.Confidence = "high"
-				}
-			}
-			f.Text = "the accept queue of " + who + " was full: the kernel dropped SYNs the application had no room for (it does not accept fast enough, or its backlog is too small)"
-			f.Evidence = append(f.Evidence, "ListenOverflows +"+itoa(int(over))+", ListenDrops +"+itoa(int(ldrops))+" between the samples around the incident")
-			if v, ok := ik.Sysctls["net.ipv4.tcp_syncookies"]; ok {
-				f.Evidence = append(f.Evidence, "net.ipv4.tcp_syncookies = "+v+sysctlSuffix(ik.Sysctls, "net.core.somaxconn"))
-			}
-			if d := delta(ik.Deltas, "TcpExt.SyncookiesSent"); d > 0 {
-				f.Evidence = append(f.Evidence, "SyncookiesSent +"+itoa(int(d))+": the SYN queue overflowed too and was answered with cookies")
-			}
-			if ik.Listener == nil {
-				f.Evidence = append(f.Evidence, "no listener on port "+itoa(int(inc.Server.Port()))+" in the samples: the counters are namespace-wide")
-			}
+	if handshake && (over > 0 || len(listenRows) > 0 || (ldrops > 0 && dropFindings == 0)) {
+		if f, ok := acceptQueueFinding(inc, ik, over, ldrops, listenRows); ok {
 			out = append(out, f)
 		}
+	}
+	if synKinds {
 		if d := delta(ik.Deltas, "TcpExt.TCPReqQFullDrop"); d > 0 {
-			out = append(out, KernelFinding{Cause: "syn_queue_overflow", Confidence: "medium", Attempts: n,
-				Text:     "the SYN queue was full and syncookies could not answer: the kernel dropped SYNs",
+			limit := ""
+			if l := ik.Listener; l != nil {
+				limit = " (its limit is the listen backlog, " + itoa(int(l.Backlog)) + " for " + l.Addr.String() + ")"
+			}
+			out = append(out, KernelFinding{Cause: "syn_queue_overflow", Confidence: "medium", Attempts: min(n, uint64(d)),
+				Text:     "the SYN queue" + limit + " was full and syncookies did not answer: the kernel dropped SYNs",
 				Evidence: []string{"TCPReqQFullDrop +" + itoa(int(d)) + sysctlSuffix(ik.Sysctls, "net.ipv4.tcp_syncookies") + sysctlSuffix(ik.Sysctls, "net.ipv4.tcp_max_syn_backlog")}})
 		}
+	}
+	if handshake {
 		if d := delta(ik.Deltas, "TcpExt.IPReversePathFilter"); d > 0 {
 			out = append(out, KernelFinding{Cause: "rp_filter", Confidence: "medium", Attempts: n,
 				Text:     "packets were dropped by reverse-path filtering (rp_filter)",
 				Evidence: []string{"IPReversePathFilter +" + itoa(int(d)) + sysctlSuffix(ik.Sysctls, "net.ipv4.conf.all.rp_filter")}})
 		}
-		if len(ik.Drops) == 0 && !hasPAWS(out) {
-			if d := delta(ik.Deltas, "TcpExt.PAWSTimewait") + delta(ik.Deltas, "TcpExt.PAWSActive"); d > 0 {
-				out = append(out, KernelFinding{Cause: "paws", Confidence: "medium", Attempts: n,
-					Text:     "the kernel rejected segments by PAWS (timestamps older than the 4-tuple's last): see the timestamps finding",
-					Evidence: []string{"PAWSTimewait/PAWSActive +" + itoa(int(d))}})
-			}
+	}
+	if synKinds && !hasPAWS(out) && dropFindings == 0 {
+		if d := delta(ik.Deltas, "TcpExt.PAWSTimewait") + delta(ik.Deltas, "TcpExt.PAWSActive"); d > 0 {
+			out = append(out, KernelFinding{Cause: "paws", Confidence: "medium", Attempts: n,
+				Text:     "the kernel rejected segments by PAWS (timestamps older than the 4-tuple's last): see the timestamps finding",
+				Evidence: []string{"PAWSTimewait/PAWSActive +" + itoa(int(d))}})
 		}
 	}
-	if handshake && len(out) == 0 && ik.Watched > 0 {
+	if synKinds && len(out) == 0 && ik.Watched > 0 {
 		switch ik.Local {
 		case "client":
 			out = append(out, KernelFinding{Cause: "upstream", Confidence: "medium", Attempts: n,
 				Text:     "the SYNs left this host (the capture saw them go) and its kernel dropped nothing: they, or the answers, were lost upstream of this host, on the network or at the server",
-				Evidence: []string{"no kfree_skb event for the attempts' 4-tuples", "no drop counter moved"}})
+				Evidence: []string{"no kfree_skb event for the attempts' SYNs", "no drop counter moved"}})
 		default:
 			f := KernelFinding{Cause: "no_kernel_drop", Confidence: "medium", Attempts: n,
 				Text:     "the SYNs reached this host (the capture saw them) and its kernel neither dropped them nor counted an overflow: look before the stack (XDP, tc, the NIC) or at the application's listener",
-				Evidence: []string{"no kfree_skb event for the attempts' 4-tuples", "ListenOverflows, ListenDrops, TCPReqQFullDrop, PAWS and rp_filter counters unchanged"}}
+				Evidence: []string{"no kfree_skb event for the attempts' SYNs", "ListenOverflows, ListenDrops, TCPReqQFullDrop, PAWS and rp_filter counters unchanged"}}
 			if ik.Before == 0 {
 				f.Evidence[1] = "no counter samples were taken"
 				f.Confidence = "low"
@@ -755,9 +899,18 @@ func findings(inc *Incident, ik *IncidentKernel) []KernelFinding {
 		}
 	}
 	if inc.Kind == IncSYNACKRetransmit && ik.SynAckRetrans > 0 {
-		out = append(out, KernelFinding{Cause: "synack_retransmits", Confidence: "high", Attempts: n,
-			Text:     "this host's kernel retransmitted its SYN-ACK " + itoa(int(ik.SynAckRetrans)) + " time(s): the SYN-ACK or the client's ACK was lost between this host and the client",
-			Evidence: []string{"tcp_retransmit_synack events on the incident's 4-tuples"}})
+		f := KernelFinding{Cause: "synack_retransmits", Confidence: "high", Attempts: n,
+			Text:     "this host's kernel retransmitted its SYN-ACK " + itoa(int(ik.SynAckRetrans)) + " time(s)",
+			Evidence: []string{"tcp_retransmit_synack events on the incident's 4-tuples"}}
+		switch {
+		case len(listenRows) > 0:
+			f.Text += ": it had dropped the clients' ACKs itself, the accept queue being full (above), so it took the SYN-ACKs for lost"
+		case ackDropped:
+			f.Text += ": it had dropped the clients' ACKs itself (above), so it took the SYN-ACKs for lost"
+		default:
+			f.Text += " and dropped none of the clients' ACKs: the SYN-ACK or the client's ACK was lost between this host and the client"
+		}
+		out = append(out, f)
 	}
 	if (inc.Kind == IncReset || inc.Kind == IncHealthcheckRST || inc.Kind == IncRefused) && ik.WithReset > 0 {
 		conf := "high"
@@ -765,14 +918,112 @@ func findings(inc *Incident, ik *IncidentKernel) []KernelFinding {
 			conf = "medium"
 		}
 		f := KernelFinding{Cause: "kernel_resets", Confidence: conf, Attempts: ik.WithReset,
-			Text: "the kernel's reset events match " + itoa(int(ik.WithReset)) + " of the " + itoa(int(ik.Watched)) + " watched attempts: sent " + itoa(int(ik.ResetsSent)) + ", received " + itoa(int(ik.ResetsRecv)),
+			Text: "this host's kernel received " + itoa(int(ik.ResetsRecv)) + " and sent " + itoa(int(ik.ResetsSent)) + " reset(s) on " + itoa(int(ik.WithReset)) + " of the " + itoa(int(ik.Watched)) + " watched attempts (tcp_receive_reset, tcp_send_reset): the resets on the wire are the ones its stack took or made",
 		}
 		for _, r := range ik.ResetReasons {
 			f.Evidence = append(f.Evidence, "reset reason "+r.Reason+": "+itoa(int(r.Count)))
 		}
+		var moved []string
+		for _, name := range []string{"Tcp.EstabResets", "Tcp.OutRsts", "TcpExt.TCPAbortOnLinger", "TcpExt.TCPAbortOnClose", "TcpExt.TCPAbortOnData"} {
+			if d := delta(ik.Deltas, name); d != 0 {
+				moved = append(moved, strings.TrimPrefix(strings.TrimPrefix(name, "TcpExt."), "Tcp.")+" +"+itoa(int(d)))
+			}
+		}
+		if len(moved) > 0 {
+			f.Evidence = append(f.Evidence, strings.Join(moved, ", ")+" between the samples around the incident")
+		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// dropExplains reports whether the drop row r bears on an incident of kind
+// (see findings).
+func dropExplains(kind IncidentKind, r ReasonCount) bool {
+	if r.Reason == "QUEUE_PURGE" {
+		return false
+	}
+	switch kind {
+	case IncUnansweredSYN, IncSYNRetransmit, IncRefused, IncTimestamps:
+		return r.SYN
+	case IncSYNACKRetransmit:
+		return !r.SYN
+	}
+	return true
+}
+
+// dropMeaning says what a drop reason means, for the ones a handshake
+// meets most.
+func dropMeaning(reason string) string {
+	switch reason {
+	case "NETFILTER_DROP":
+		return ": a firewall rule on this host (netfilter: nftables or iptables) dropped it"
+	case "NO_SOCKET":
+		return ": no socket took it (nothing listens on the port, or the connection is gone)"
+	case "IP_RPFILTER":
+		return ": reverse-path filtering (rp_filter) dropped it"
+	case "TCP_LISTEN_OVERFLOW":
+		return ": the listener's accept queue was full"
+	case "SOCKET_BACKLOG":
+		return ": the socket's backlog was full"
+	case "TCP_MINTTL":
+		return ": its TTL was below the socket's minimum (IP_MINTTL)"
+	}
+	return ""
+}
+
+// acceptQueueFinding is the accept_queue_overflow finding (see findings);
+// ok is false when no attempt of the incident can be put down to it.
+func acceptQueueFinding(inc *Incident, ik *IncidentKernel, over, ldrops int64, listenRows []ReasonCount) (KernelFinding, bool) {
+	n := inc.Attempts
+	f := KernelFinding{Cause: "accept_queue_overflow", Confidence: "medium"}
+	who := "a listener"
+	if l := ik.Listener; l != nil {
+		who = "the listener " + l.Addr.String() + " (backlog " + itoa(int(l.Backlog)) + ", " + itoa(int(l.Queue)) + " waiting to be accepted at its fullest)"
+		if ik.ListenerFull {
+			f.Confidence = "high"
+		}
+	}
+	why := ": the application does not accept fast enough, or its backlog is too small"
+	if inc.Kind == IncSYNACKRetransmit {
+		f.Attempts = n
+		if len(listenRows) > 0 {
+			f.Confidence, f.Attempts = "high", 0
+			for _, r := range listenRows {
+				f.Attempts += r.Attempts
+			}
+			f.Attempts = min(f.Attempts, n)
+		}
+		f.Text = "the accept queue of " + who + " was full when the clients' ACKs came: the kernel dropped them, so the handshakes completed on the wire (the clients believe they are connected) while this host kept re-sending its SYN-ACK" + why
+	} else {
+		// SYNs dropped for another reason (a drop event) are not the
+		// queue's; a full queue drops SYNs without one.
+		f.Attempts = n - min(n, ik.SynDropped)
+		if f.Attempts == 0 {
+			return f, false
+		}
+		f.Text = "the accept queue of " + who + " was full: the kernel dropped the SYNs it had no room for, silently (no drop event; TcpExt.ListenOverflows counts them), and the clients retransmitted them" + why
+	}
+	for _, r := range listenRows {
+		f.Evidence = append(f.Evidence, itoa(int(r.Count))+" kfree_skb event(s) with reason "+r.Reason+locSuffix(r.Location)+" for the ACKs of "+itoa(int(r.Attempts))+" of the "+itoa(int(n))+" attempts (same 4-tuple, within 2 s)")
+	}
+	f.Evidence = append(f.Evidence, "ListenOverflows +"+itoa(int(over))+", ListenDrops +"+itoa(int(ldrops))+" between the samples around the incident")
+	if c, s := delta(ik.Deltas, "TcpExt.TCPReqQFullDoCookies"), delta(ik.Deltas, "TcpExt.SyncookiesSent"); c > 0 || s > 0 {
+		f.Evidence = append(f.Evidence, "TCPReqQFullDoCookies +"+itoa(int(c))+", SyncookiesSent +"+itoa(int(s))+": the SYN queue (its limit is the listen backlog too) was full as well, and SYNs were answered with syncookies")
+	}
+	if d := delta(ik.Deltas, "TcpExt.TCPReqQFullDrop"); d > 0 {
+		f.Evidence = append(f.Evidence, "TCPReqQFullDrop +"+itoa(int(d))+": the SYN queue (its limit is the listen backlog too) was full as well and, without syncookies, SYNs were dropped there")
+	}
+	if v, ok := ik.Sysctls["net.ipv4.tcp_syncookies"]; ok {
+		f.Evidence = append(f.Evidence, "net.ipv4.tcp_syncookies = "+v+sysctlSuffix(ik.Sysctls, "net.core.somaxconn"))
+	}
+	for _, r := range ik.AckDropped {
+		f.Evidence = append(f.Evidence, itoa(int(r.Attempts))+" attempt(s) to this server in the same interval completed the handshake on the wire while this kernel dropped the client's ACK ("+r.Reason+locSuffix(r.Location)+"): those clients believe they are connected, the application never sees them")
+	}
+	if ik.Listener == nil {
+		f.Evidence = append(f.Evidence, "no listener on port "+itoa(int(inc.Server.Port()))+" in the samples: the counters are namespace-wide")
+	}
+	return f, true
 }
 
 func hasPAWS(fs []KernelFinding) bool {

@@ -55,6 +55,8 @@ type ReasonCount struct {
 	Location string `json:"location,omitempty"`
 	Count    uint64 `json:"count"`
 	Attempts uint64 `json:"attempts,omitempty"`
+	// SYN: the segments are the clients' SYNs (incidents' drops only).
+	SYN bool `json:"syn,omitempty"`
 }
 
 // CounterDelta is how much a kernel counter moved.
@@ -94,8 +96,17 @@ type IncidentKernel struct {
 	Counters          []CounterDelta    `json:"counters_moved"`
 	Sysctls           map[string]string `json:"sysctls,omitempty"`
 	Listener          *Listener         `json:"listener,omitempty"`
-	ThisHost          string            `json:"this_host,omitempty"` // server or client
-	Findings          []Finding         `json:"findings"`
+	// AcksDropped counts, by reason and location, the attempts to the server
+	// between the samples that completed the handshake on the wire while
+	// this kernel dropped the client's ACK at the listener (full accept
+	// queue): the clients believe they are connected. Such attempts may
+	// belong to no incident.
+	AcksDropped []ReasonCount `json:"handshake_acks_dropped,omitempty"`
+	ThisHost    string        `json:"this_host,omitempty"` // server or client
+	// FromSamples: the counts are of the incident's sample attempts only
+	// (a timestamps incident).
+	FromSamples bool      `json:"from_samples,omitempty"`
+	Findings    []Finding `json:"findings"`
 }
 
 // Finding is one conclusion from the kernel evidence.
@@ -113,6 +124,8 @@ type AttemptKernel struct {
 	OtherDrops        int    `json:"other_drops"`
 	DropReason        string `json:"drop_reason,omitempty"`
 	DropLocation      string `json:"drop_location,omitempty"`
+	OtherDropReason   string `json:"other_drop_reason,omitempty"`
+	OtherDropLocation string `json:"other_drop_location,omitempty"`
 	SynackRetransmits int    `json:"synack_retransmits,omitempty"`
 	ResetsSent        int    `json:"resets_sent,omitempty"`
 	ResetsReceived    int    `json:"resets_received,omitempty"`
@@ -124,14 +137,15 @@ func newAttemptKernel(k *analyze.AttemptKernel) *AttemptKernel {
 		return nil
 	}
 	return &AttemptKernel{SynDrops: int(k.SynDrops), OtherDrops: int(k.OtherDrops), DropReason: k.DropReason,
-		DropLocation: k.DropLocation, SynackRetransmits: int(k.SynAckRetrans), ResetsSent: int(k.ResetsSent),
+		DropLocation: k.DropLocation, OtherDropReason: k.OtherReason, OtherDropLocation: k.OtherLocation,
+		SynackRetransmits: int(k.SynAckRetrans), ResetsSent: int(k.ResetsSent),
 		ResetsReceived: int(k.ResetsRecv), ResetReason: k.ResetReason}
 }
 
 func reasons(rs []analyze.ReasonCount) []ReasonCount {
 	out := []ReasonCount{}
 	for _, r := range rs {
-		out = append(out, ReasonCount{Reason: r.Reason, Location: r.Location, Count: r.Count, Attempts: r.Attempts})
+		out = append(out, ReasonCount{Reason: r.Reason, Location: r.Location, Count: r.Count, Attempts: r.Attempts, SYN: r.SYN})
 	}
 	return out
 }
@@ -202,7 +216,10 @@ func newIncidentKernel(ik *analyze.IncidentKernel) *IncidentKernel {
 		Drops: reasons(ik.Drops), SynackRetransmits: ik.SynAckRetrans, ResetsSent: ik.ResetsSent,
 		ResetsReceived: ik.ResetsRecv, AttemptsWithReset: ik.WithReset, ResetReasons: reasons(ik.ResetReasons),
 		SampleBefore: TimeString(ik.Before), SampleAfter: TimeString(ik.After), Counters: deltas(ik.Deltas),
-		Sysctls: ik.Sysctls, ThisHost: ik.Local, Findings: []Finding{}}
+		Sysctls: ik.Sysctls, ThisHost: ik.Local, FromSamples: ik.FromSamples, Findings: []Finding{}}
+	if len(ik.AckDropped) > 0 {
+		out.AcksDropped = reasons(ik.AckDropped)
+	}
 	if l := ik.Listener; l != nil {
 		out.Listener = &Listener{Addr: l.Addr.String(), Backlog: l.Backlog, Queue: l.Queue, Full: ik.ListenerFull}
 	}
@@ -250,12 +267,23 @@ func kernelLines(ik *IncidentKernel) []string {
 	if ik.ThisHost != "" {
 		host = " (this host is the " + ik.ThisHost + ")"
 	}
-	l("%s of the attempts ran while the kernel was watched%s", num(ik.Watched), host)
+	if ik.FromSamples {
+		l("%s of the sample attempts ran while the kernel was watched%s", num(ik.Watched), host)
+	} else {
+		l("%s of the attempts ran while the kernel was watched%s", num(ik.Watched), host)
+	}
 	if len(ik.Drops) == 0 {
 		l("drops: none on these attempts' 4-tuples")
 	}
 	for _, r := range ik.Drops {
-		l("dropped: %s segment(s) of %s attempt(s), reason %s%s", num(r.Count), num(r.Attempts), r.Reason, locText(r.Location))
+		what := "segment(s) other than the SYN"
+		if r.SYN {
+			what = "SYN(s)"
+		}
+		l("dropped: %s %s of %s attempt(s), reason %s%s%s", num(r.Count), what, num(r.Attempts), r.Reason, locText(r.Location), reasonNote(r.Reason))
+	}
+	for _, r := range ik.AcksDropped {
+		l("handshakes completed on the wire whose ACK this kernel dropped at the listener: %s attempt(s) to this server between the samples, reason %s%s (the clients believe they are connected)", num(r.Attempts), r.Reason, locText(r.Location))
 	}
 	if ik.SynackRetransmits > 0 {
 		l("SYN-ACK retransmits by this kernel: %s", num(ik.SynackRetransmits))
@@ -297,6 +325,17 @@ func kernelLines(ik *IncidentKernel) []string {
 	return out
 }
 
+// reasonNote explains drop reasons that are not what they seem.
+func reasonNote(reason string) string {
+	switch reason {
+	case "QUEUE_PURGE":
+		return " (freed with their socket: received, never read by the application; not a network drop)"
+	case "TCP_LISTEN_OVERFLOW":
+		return " (the listener's accept queue was full)"
+	}
+	return ""
+}
+
 func locText(loc string) string {
 	if loc == "" {
 		return ""
@@ -331,7 +370,7 @@ func kernelSummaryLines(k *Kernel) []string {
 			l("TCP drops: none")
 		}
 		for _, r := range k.Drops {
-			l("TCP drops: %s, reason %s%s", num(r.Count), r.Reason, locText(r.Location))
+			l("TCP drops: %s, reason %s%s%s", num(r.Count), r.Reason, locText(r.Location), reasonNote(r.Reason))
 		}
 		if k.DropsOther > 0 {
 			l("TCP drops with other reasons: %s", num(k.DropsOther))

@@ -19,6 +19,9 @@ import (
 type kernelFeed struct {
 	events  *capture.KernelSource
 	sampler *capture.Sampler
+	// cancel ends the events source once it has handed out what its ring
+	// still holds (Close would drop that).
+	cancel context.CancelFunc
 	// missing says what evidence could not be collected, and why: the
 	// report shows it.
 	missing []string
@@ -27,7 +30,7 @@ type kernelFeed struct {
 // openKernelFeed starts what it can; what fails goes to missing (the
 // capture goes on without it).
 func openKernelFeed(ctx context.Context, cfg *liveConfig) *kernelFeed {
-	kf := &kernelFeed{}
+	kf := &kernelFeed{cancel: func() {}}
 	if !cfg.kernel {
 		kf.missing = append(kf.missing, "kernel evidence: not collected (--kernel=false)")
 		return kf
@@ -35,11 +38,13 @@ func openKernelFeed(ctx context.Context, cfg *liveConfig) *kernelFeed {
 	if os.Geteuid() != 0 {
 		kf.missing = append(kf.missing, "kernel evidence: not running as root; tracepoints and the namespace's counters may be refused")
 	}
-	src, err := capture.OpenKernel(ctx, capture.KernelConfig{Netns: cfg.live.Netns, Ports: cfg.live.Ports})
+	kctx, cancel := context.WithCancel(ctx)
+	src, err := capture.OpenKernel(kctx, capture.KernelConfig{Netns: cfg.live.Netns, Ports: cfg.live.Ports})
 	if err != nil {
+		cancel()
 		kf.missing = append(kf.missing, "tracepoints (drops and their reasons, SYN-ACK retransmits, resets): "+err.Error())
 	} else {
-		kf.events = src.(*capture.KernelSource)
+		kf.events, kf.cancel = src.(*capture.KernelSource), cancel
 		for _, n := range kf.events.Notes() {
 			kf.missing = append(kf.missing, "tracepoints: "+n)
 		}
@@ -80,9 +85,20 @@ func (kf *kernelFeed) lost() uint64 {
 	return kf.events.Stats().Lost
 }
 
-// stop ends the sources: each hands out what it still holds (the sampler a
-// last sample), then io.EOF.
+// stop ends the sources: each hands out what it still holds (the events
+// what their ring buffer has, the sampler a last sample), then io.EOF. An
+// event that happened just before the end (the drop of the last SYN) is
+// still reported.
 func (kf *kernelFeed) stop() {
+	kf.cancel()
+	if kf.sampler != nil {
+		kf.sampler.Close()
+	}
+}
+
+// close releases the sources (after their records were read: see stop).
+func (kf *kernelFeed) close() {
+	kf.stop()
 	for _, s := range kf.sources() {
 		s.Close()
 	}
@@ -132,3 +148,72 @@ func pumpSource(src capture.Source, queue chan<- livePacket, lost func()) error 
 // defaultSampleEvery is how often the counters are sampled beside the
 // samples taken when an incident opens and at the start and end.
 const defaultSampleEvery = 5 * time.Second
+
+// reorderWindow is how long a live run holds records back to hand them to
+// the analysis (and the --write file) in time order. The engine's packets
+// and the kernel's events come through separate rings, each read in
+// batches (a lone record within about 50 ms), so an event can reach the
+// queue after packets that came later: the drop of a SYN after the SYN
+// retransmit that ends its attempt, whose join with the event then comes
+// too late. Held back this long, the event goes first, as it happened.
+const reorderWindow = 250 * time.Millisecond
+
+// reorder is a min-heap of records by time (arrival order among equal
+// times).
+type reorder struct {
+	h    []reorderItem
+	seq  uint64
+	last int64 // the latest record time seen
+}
+
+type reorderItem struct {
+	lp  livePacket
+	seq uint64
+}
+
+func (r *reorder) less(i, j int) bool {
+	if r.h[i].lp.time != r.h[j].lp.time {
+		return r.h[i].lp.time < r.h[j].lp.time
+	}
+	return r.h[i].seq < r.h[j].seq
+}
+
+func (r *reorder) push(lp livePacket) {
+	r.seq++
+	r.last = max(r.last, lp.time)
+	r.h = append(r.h, reorderItem{lp, r.seq})
+	for i := len(r.h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !r.less(i, p) {
+			break
+		}
+		r.h[i], r.h[p] = r.h[p], r.h[i]
+		i = p
+	}
+}
+
+// release hands fn, in time order, the records at or before upTo.
+func (r *reorder) release(upTo int64, fn func(livePacket)) {
+	for len(r.h) > 0 && r.h[0].lp.time <= upTo {
+		lp := r.h[0].lp
+		n := len(r.h) - 1
+		r.h[0] = r.h[n]
+		r.h[n] = reorderItem{}
+		r.h = r.h[:n]
+		for i := 0; ; {
+			c := 2*i + 1
+			if c >= n {
+				break
+			}
+			if c+1 < n && r.less(c+1, c) {
+				c++
+			}
+			if !r.less(c, i) {
+				break
+			}
+			r.h[i], r.h[c] = r.h[c], r.h[i]
+			i = c
+		}
+		fn(lp)
+	}
+}

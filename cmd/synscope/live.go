@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -159,7 +160,7 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	}
 	defer src.Close()
 	kf := openKernelFeed(ctx, cfg)
-	defer kf.stop()
+	defer kf.close()
 	kf.describe(cfg.stderr, cfg.live.Netns)
 
 	// The packets go to a pcapng file: the user's --write, or a temporary
@@ -262,6 +263,23 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	var num uint64
 	var last analyze.Summary
 	lastAt := time.Now()
+	process := func(lp livePacket) {
+		holdWhile(cfg.holdAnalysis)
+		num++
+		an.Packet(&analyze.Packet{Data: lp.data, Time: lp.time, OrigLen: lp.origLen, LinkType: lp.link, Ref: analyze.PacketRef{Num: num}})
+		pw.write(lp)
+	}
+	// With kernel evidence, records are put in time order first (see
+	// reorderWindow), and the wall clock given to the tracker lags as much.
+	var ro *reorder
+	var lag time.Duration
+	var roTick <-chan time.Time
+	if len(kf.sources()) > 0 {
+		ro, lag = &reorder{}, reorderWindow
+		t := time.NewTicker(reorderWindow / 2)
+		defer t.Stop()
+		roTick = t.C
+	}
 loop:
 	for {
 		select {
@@ -269,12 +287,16 @@ loop:
 			if !ok {
 				break loop
 			}
-			holdWhile(cfg.holdAnalysis)
-			num++
-			an.Packet(&analyze.Packet{Data: lp.data, Time: lp.time, OrigLen: lp.origLen, LinkType: lp.link, Ref: analyze.PacketRef{Num: num}})
-			pw.write(lp)
+			if ro == nil {
+				process(lp)
+				continue
+			}
+			ro.push(lp)
+			ro.release(ro.last-int64(reorderWindow), process)
+		case <-roTick:
+			ro.release(time.Now().Add(-reorderWindow).UnixNano(), process)
 		case <-tick.C:
-			an.Advance(time.Now().UnixNano()) // quiet flows expire on the wall clock
+			an.Advance(time.Now().Add(-lag).UnixNano()) // quiet flows expire on the wall clock
 			opened := incs.Opened()
 			if len(opened) > 0 {
 				kf.sampleNow() // the counters around each incident
@@ -293,6 +315,9 @@ loop:
 				last, lastAt = *s, time.Now()
 			}
 		}
+	}
+	if ro != nil {
+		ro.release(math.MaxInt64, process)
 	}
 	if showStatus {
 		fmt.Fprintln(cfg.stderr)
