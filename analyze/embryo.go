@@ -1,6 +1,9 @@
 package analyze
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // Embryos: a flow that has seen nothing but SYNs from one side lives in a
 // compact, pointer-free table instead of as a full flow and attempt. Most
@@ -91,7 +94,6 @@ func hash4(a, b *[16]byte, pa, pb uint16) uint32 {
 // find returns the slot holding k's embryo (and its index), or the empty
 // slot where it would go; h is keyHash of the untagged key.
 func (t *embryos) find(k *flowKey, h uint32) (slot int, idx int32, ok bool) {
-	uk := untagged(*k)
 	mask := len(t.slots) - 1
 	for pos := int(h) & mask; ; pos = (pos + 1) & mask {
 		s := t.slots[pos]
@@ -100,11 +102,18 @@ func (t *embryos) find(k *flowKey, h uint32) (slot int, idx int32, ok bool) {
 		}
 		if uint32(s>>32) == h {
 			i := int32(uint32(s)) - 1
-			if untagged(t.at(i).key) == uk {
+			if sameTuple(&t.at(i).key, k) {
 				return pos, i, true
 			}
 		}
 	}
+}
+
+// sameTuple reports whether a and b are equal but for their VLAN tags
+// (untagged(*a) == untagged(*b), without copying them: a key just written
+// field by field and then copied whole stalls on store forwarding).
+func sameTuple(a, b *flowKey) bool {
+	return a.pa == b.pa && a.pb == b.pb && a.v6 == b.v6 && a.a == b.a && a.b == b.b
 }
 
 // lookup finds k's embryo; it also returns the key's hash for alloc.
@@ -157,7 +166,7 @@ func (t *embryos) pushBack(i int32) {
 
 // alloc returns a free slot for k (not in the table; h its keyHash),
 // linked at the back.
-func (t *embryos) alloc(k flowKey, h uint32) int32 {
+func (t *embryos) alloc(k *flowKey, h uint32) int32 {
 	if 2*(t.n+1) > len(t.slots) {
 		t.grow()
 	}
@@ -172,8 +181,10 @@ func (t *embryos) alloc(k flowKey, h uint32) int32 {
 		i = t.nslab
 		t.nslab++
 	}
-	slot, _, _ := t.find(&k, h)
-	*t.at(i) = embryo{key: k, prev: -1, next: -1, hash: h}
+	slot, _, _ := t.find(k, h)
+	e := t.at(i)
+	*e = embryo{prev: -1, next: -1, hash: h}
+	e.key = *k
 	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
 	t.n++
 	t.pushBack(i)
@@ -183,6 +194,13 @@ func (t *embryos) alloc(k flowKey, h uint32) int32 {
 // remove forgets slab index i, closing the gap in the index by shifting
 // later entries of the probe run back (no tombstones).
 func (t *embryos) remove(i int32) {
+	t.drop(i)
+	t.free = append(t.free, i)
+}
+
+// drop takes slab index i out of the table without freeing it: its record
+// stays as it is until the caller frees it.
+func (t *embryos) drop(i int32) {
 	t.unlink(i)
 	// Find i's slot from its hash, comparing slab indices only (no key
 	// compare, no slab access).
@@ -203,7 +221,6 @@ func (t *embryos) remove(i int32) {
 		}
 	}
 	t.n--
-	t.free = append(t.free, i)
 }
 
 // pureSYN reports whether a segment can stay in the embryo table: a SYN
@@ -224,7 +241,7 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 			t.sum.Evicted++
 			t.finishEmbryo(et.head, true)
 		}
-		i = et.alloc(*k, h)
+		i = et.alloc(k, h)
 		e := et.at(i)
 		t.sum.Attempts++
 		e.id = t.sum.Attempts
@@ -288,26 +305,53 @@ func (t *Tracker) hatchEmbryo(k *flowKey, h uint32) bool {
 // finishEmbryo judges and emits the embryo in slot i.
 func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 	e := t.embryos.at(i)
-	f := &t.scratch
-	*f = flow{key: e.key}
-	t.replayEmbryo(f, e)
-	f.at.Evicted = evicted
 	et := t.embryos
-	et.remove(i)
-	if evicted && et.head >= 0 {
-		// The next one evicted: load its index slot now, so that the
-		// miss overlaps with the work until then.
-		t.sink += int64(et.slots[int(et.at(et.head).hash)&(len(et.slots)-1)])
+	if evicted && t.em == nil && t.emitAsync {
+		t.em = newEmitter(t)
 	}
-	t.finishAttempt(f, t.now)
+	if t.em != nil {
+		// The emitting goroutine builds the attempt from the record and
+		// judges it; the record is freed when it is done with it.
+		et.drop(i)
+		t.em.embryo(i, e, t.now, evicted, et)
+	} else {
+		f := &t.scratch
+		*f = flow{key: e.key}
+		t.replayEmbryo(f, e)
+		f.at.Evicted = evicted
+		et.remove(i)
+		t.finishAttempt(f, t.now)
+	}
+	if evicted && et.head >= 0 {
+		// A flood evicts the head at every SYN: fetch the index slot of
+		// the next one evicted (its record was fetched last time), and
+		// the record of the one after it.
+		h := et.at(et.head)
+		prefetch(uintptr(unsafe.Pointer(&et.slots[int(h.hash)&(len(et.slots)-1)])))
+		if h.next >= 0 {
+			r := uintptr(unsafe.Pointer(et.at(h.next)))
+			prefetch(r)
+			prefetch(r + 64)
+			prefetch(r + 128)
+			prefetch(r + unsafe.Sizeof(embryo{}) - 1)
+		}
+	}
 }
 
 // replayEmbryo builds the flow's attempt from the embryo, as if its SYNs had
 // gone through the full path.
 func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
-	a := t.newAttempt(f, e.dir, e.times[0], unpackRef(e.refs[0]))
-	t.sum.Attempts-- // newAttempt counted it again; the embryo has its id
-	a.ID = e.id
+	if f.at != nil {
+		t.finishAttempt(f, t.now)
+	}
+	replayEmbryo(blankAttempt(&t.spare), f, e, t.now)
+}
+
+// replayEmbryo makes a, blank, the attempt of embryo e on f (whose key is
+// e's), at time now.
+func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
+	startAttempt(a, f, e.dir, e.times[0], unpackRef(e.refs[0]))
+	a.ID = e.id // the embryo was counted when it was made
 	var d Decoded
 	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, f.key.v6
 	d.Seq = e.isn
@@ -316,7 +360,7 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 		d.PayloadLen, d.PayloadCap = 0, 0
 		if n == 0 {
 			d.PayloadLen, d.PayloadCap = e.data, e.data
-			t.firstSYN(f, a, &d, e.times[0])
+			firstSYN(f, a, &d, e.times[0])
 		} else {
 			if a.Syns < MaxSynTimes {
 				a.SynTimes[a.Syns] = e.times[n]
@@ -338,7 +382,7 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 	}
 	a.End = e.last
 	f.lastHS = e.last
-	f.last = t.now
+	f.last = now
 	n := e.nsyn - 1
 	f.sig[e.dir][0] = pktSig{t: e.times[n], seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: e.tsval[n], win: e.win[n], flags: e.flags[n], valid: true}
 	if n == 0 {

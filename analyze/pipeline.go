@@ -3,6 +3,8 @@ package analyze
 import (
 	"math"
 	"slices"
+	"time"
+	"unsafe"
 
 	"github.com/synscope/synscope/internal/kevent"
 )
@@ -47,23 +49,16 @@ func (e *decoded) prepare() {
 	}
 }
 
-// warm loads what tracking e will need first (its flow table slot, the
-// flow and its attempt), a few packets ahead, so that the cache misses
-// overlap with the work on the packets before it.
+// warm prefetches what tracking e will start with (its slots in the flow
+// table and, for a SYN, in the SYN-only index) a few packets ahead, so that
+// the cache misses overlap with the work on the packets before it.
 func (t *Tracker) warm(e *decoded) {
 	if e.d.Kind != KindTCP {
 		return
 	}
-	s := &t.flows.slots[int(e.h)&(len(t.flows.slots)-1)]
-	if f := s.f; f != nil {
-		x := f.last
-		if a := f.at; a != nil {
-			x += a.End
-		}
-		t.sink += x
-	}
-	if et := t.embryos; et.n > 0 && e.d.Flags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN {
-		t.sink += int64(et.slots[int(e.h)&(len(et.slots)-1)])
+	prefetch(uintptr(unsafe.Pointer(&t.flows.slots[int(e.h)&(len(t.flows.slots)-1)])))
+	if et := t.embryos; et.n > 0 && pureSYN(&e.d) {
+		prefetch(uintptr(unsafe.Pointer(&et.slots[int(e.h)&(len(et.slots)-1)])))
 	}
 }
 
@@ -257,5 +252,142 @@ func (an *Analyzer) TrackBatch(b *Batch, base uint64) {
 		}
 		e := &b.e[i]
 		t.trackDecoded(e, PacketRef{Source: b.source, Num: base + uint64(e.num)})
+	}
+}
+
+// EmitAsync lets the tracker move the end of each attempt's life to a
+// goroutine of its own once the SYN-only table overflows, as in a SYN flood,
+// where building, judging, grouping and listing an attempt for each SYN
+// costs more than tracking it: an embryo the tracker drops goes over as it
+// is, compact, and is built into an attempt, judged and emitted there;
+// attempts of full flows go over judged. emit sees exactly the attempts, in
+// exactly the order, it would see otherwise. The returned function waits
+// until everything handed over so far is emitted and stops the goroutine:
+// call it before Finish, Summary or anything that reads what emit built.
+// Until then the analyzer must be used from one goroutine.
+func (an *Analyzer) EmitAsync() (wait func()) {
+	t := an.tracker
+	t.emitAsync = true
+	return func() {
+		t.emitAsync = false
+		if t.em != nil {
+			t.em.stop(t)
+			t.em = nil
+		}
+	}
+}
+
+func newEmitter(t *Tracker) *emitter {
+	em := &emitter{full: make(chan []ending, emitQueue), free: make(chan []ending, emitQueue+1),
+		done: make(chan struct{}), emit: t.emit, synTimeout: t.cfg.SynTimeout}
+	for i := 0; i < emitQueue; i++ {
+		em.free <- make([]ending, 0, emitBatch)
+	}
+	em.cur = make([]ending, 0, emitBatch)
+	go em.run()
+	return em
+}
+
+// stop emits what is left, ends the goroutine and books what it counted.
+func (em *emitter) stop(t *Tracker) {
+	em.full <- em.cur
+	close(em.full)
+	<-em.done
+	for len(em.free) > 0 {
+		b := <-em.free
+		for i := range b {
+			if b[i].e != nil {
+				t.embryos.free = append(t.embryos.free, b[i].slab)
+			}
+		}
+	}
+	s := t.sum
+	for i, n := range em.sum.Outcomes {
+		s.Outcomes[i] += n
+	}
+	s.ResetsByClient += em.sum.ResetsByClient
+	s.ResetsByServer += em.sum.ResetsByServer
+}
+
+const (
+	emitBatch = 1024
+	emitQueue = 8
+)
+
+// ending is an attempt handed over to the emitting goroutine: a judged one,
+// or the record of an embryo (out of the table, not yet freed) to build it
+// from.
+type ending struct {
+	a       *Attempt
+	e       *embryo
+	now     int64
+	slab    int32
+	evicted bool
+}
+
+type emitter struct {
+	cur  []ending // the tracker's
+	full chan []ending
+	free chan []ending
+	done chan struct{}
+	_    [64]byte // the tracker writes cur all the time: keep it off the emitting goroutine's cache lines
+
+	// The emitting goroutine's own.
+	emit       func(*Attempt) bool
+	synTimeout time.Duration
+	scratch    flow
+	spare      []*Attempt
+	sum        Summary // outcomes of the embryos it judged
+}
+
+func (em *emitter) attempt(a *Attempt, et *embryos) {
+	em.cur = append(em.cur, ending{a: a})
+	if len(em.cur) == cap(em.cur) {
+		em.send(et)
+	}
+}
+
+// embryo hands over the embryo in slab index i of et, dropped from the table.
+func (em *emitter) embryo(i int32, e *embryo, now int64, evicted bool, et *embryos) {
+	em.cur = append(em.cur, ending{e: e, now: now, slab: i, evicted: evicted})
+	if len(em.cur) == cap(em.cur) {
+		em.send(et)
+	}
+}
+
+// send hands the current batch over, and takes back an emitted one: the
+// embryo records in it are free again.
+func (em *emitter) send(et *embryos) {
+	em.full <- em.cur
+	b := <-em.free
+	for i := range b {
+		if b[i].e != nil {
+			et.free = append(et.free, b[i].slab)
+		}
+	}
+	clear(b)
+	em.cur = b[:0]
+}
+
+func (em *emitter) run() {
+	defer close(em.done)
+	for b := range em.full {
+		for i := range b {
+			x := &b[i]
+			a := x.a
+			if a == nil {
+				f := &em.scratch
+				*f = flow{key: x.e.key}
+				a = blankAttempt(&em.spare)
+				replayEmbryo(a, f, x.e, x.now)
+				a.Evicted = x.evicted
+				conclude(a, f, x.now, em.synTimeout, &em.sum)
+			}
+			x.a = nil
+			if (em.emit == nil || !em.emit(a)) && len(em.spare) < maxSpare {
+				em.spare = append(em.spare, a)
+			}
+		}
+		em.free <- b
 	}
 }

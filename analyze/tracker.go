@@ -329,7 +329,9 @@ type Tracker struct {
 	embryos *embryos   // SYN-only flows (embryo.go)
 	scratch flow       // a flow that is never in the table, to finish embryos
 	free    *flow      // recycled flow structs
-	sink    int64      // what warm loads, so that the loads stay
+	em      *emitter   // finished attempts are emitted in a goroutine of their own (EmitAsync)
+	// emitAsync: start em when the SYN-only table overflows.
+	emitAsync bool
 }
 
 // NewTracker returns a tracker that calls emit with every finished attempt.
@@ -520,15 +522,27 @@ func (t *Tracker) newAttempt(f *flow, clientDir uint8, ts int64, ref PacketRef) 
 	if f.at != nil {
 		t.finishAttempt(f, t.now)
 	}
-	var a *Attempt
-	if n := len(t.spare); n > 0 {
-		a = t.spare[n-1]
-		t.spare = t.spare[:n-1]
+	a := blankAttempt(&t.spare)
+	startAttempt(a, f, clientDir, ts, ref)
+	t.sum.Attempts++
+	a.ID = t.sum.Attempts
+	return a
+}
+
+// blankAttempt returns a zeroed attempt, one from spare if there is one.
+func blankAttempt(spare *[]*Attempt) *Attempt {
+	if n := len(*spare); n > 0 {
+		a := (*spare)[n-1]
+		*spare = (*spare)[:n-1]
 		tl := a.Timeline[:0]
 		*a = Attempt{Timeline: tl}
-	} else {
-		a = &Attempt{Timeline: make([]Event, 0, 4)}
+		return a
 	}
+	return &Attempt{Timeline: make([]Event, 0, 4)}
+}
+
+// startAttempt makes a, blank, the attempt on f (no id yet).
+func startAttempt(a *Attempt, f *flow, clientDir uint8, ts int64, ref PacketRef) {
 	a.Start, a.End, a.First, a.AnsweredSyn = ts, ts, ref, noAnswerIdx
 	k := &f.key
 	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
@@ -545,9 +559,6 @@ func (t *Tracker) newAttempt(f *flow, clientDir uint8, ts int64, ref PacketRef) 
 	f.synsAtAns = 0
 	f.lastHS = 0
 	f.hasStale = false
-	t.sum.Attempts++
-	a.ID = t.sum.Attempts
-	return a
 }
 
 // maxSpare bounds the attempts kept for reuse.
@@ -557,23 +568,32 @@ const maxSpare = 1024
 func (t *Tracker) finishAttempt(f *flow, now int64) {
 	a := f.at
 	f.at = nil
-	a.Outcome = t.judge(a, f, now)
-	a.finishClose()
-	t.sum.Outcomes[a.Outcome]++
-	if s := a.rstAfterHS; s != SideNone {
-		if s == SideClient {
-			t.sum.ResetsByClient++
-		} else {
-			t.sum.ResetsByServer++
-		}
+	conclude(a, f, now, t.cfg.SynTimeout, t.sum)
+	if t.em != nil {
+		t.em.attempt(a, t.embryos)
+		return
 	}
 	if (t.emit == nil || !t.emit(a)) && len(t.spare) < maxSpare {
 		t.spare = append(t.spare, a)
 	}
 }
 
-func (t *Tracker) judge(a *Attempt, f *flow, now int64) Outcome {
-	wait := int64(t.cfg.SynTimeout)
+// conclude judges a finished attempt and counts its outcome in sum.
+func conclude(a *Attempt, f *flow, now int64, synTimeout time.Duration, sum *Summary) {
+	a.Outcome = judge(a, f, now, synTimeout)
+	a.finishClose()
+	sum.Outcomes[a.Outcome]++
+	if s := a.rstAfterHS; s != SideNone {
+		if s == SideClient {
+			sum.ResetsByClient++
+		} else {
+			sum.ResetsByServer++
+		}
+	}
+}
+
+func judge(a *Attempt, f *flow, now int64, synTimeout time.Duration) Outcome {
+	wait := int64(synTimeout)
 	switch {
 	case !a.HasISN:
 		return OutcomePartial
@@ -818,7 +838,7 @@ func (t *Tracker) trackTCP(d *Decoded, dir uint8, h uint32, ts int64, ref Packet
 func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient bool, ts int64, ref PacketRef, ev *evNote) *Attempt {
 	newClient := func() *Attempt {
 		a := t.newAttempt(f, dir, ts, ref)
-		t.firstSYN(f, a, d, ts)
+		firstSYN(f, a, d, ts)
 		ev.Dir, ev.Note = SideClient, NoteSYN
 		return a
 	}
@@ -844,7 +864,7 @@ func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient b
 		// The SYN-ACK was captured before its SYN (two interfaces, or a
 		// reordering tap): adopt the SYN into the attempt.
 		a.Reordered = true
-		t.firstSYN(f, a, d, ts)
+		firstSYN(f, a, d, ts)
 		f.synsAtAns = 1
 		ev.Note = NoteSYN
 		return a
@@ -872,7 +892,7 @@ func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient b
 	return newClient()
 }
 
-func (t *Tracker) firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
+func firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
 	a.HasISN, a.ISN = true, d.Seq
 	a.Syns = 1
 	a.SynTimes[0] = ts

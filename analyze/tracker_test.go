@@ -194,7 +194,7 @@ func TestEmbryoIndexChurn(t *testing.T) {
 			if ok2 {
 				t.Fatalf("step %d: found a removed key", step)
 			}
-			ref[k] = et.alloc(k, h)
+			ref[k] = et.alloc(&k, h)
 		}
 	}
 	if et.len() != len(ref) {

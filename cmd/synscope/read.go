@@ -552,6 +552,10 @@ func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer,
 		wg.Wait()
 	}()
 
+	// Attempts end (are built, judged, grouped and listed) in a goroutine
+	// of their own.
+	defer an.EmitAsync()()
+
 	lastParallel = parallelStats{chunks: ch.Len()}
 	var p capture.Packet
 	var ap analyze.Packet

@@ -1,0 +1,7 @@
+package analyze
+
+// prefetch asks the CPU to load the cache line at addr, without waiting for
+// it (PREFETCHT0): the tracker's tables are larger than the caches.
+//
+//go:noescape
+func prefetch(addr uintptr)
