@@ -1005,7 +1005,7 @@ func acceptQueueFinding(inc *Incident, ik *IncidentKernel, over, ldrops int64, l
 		f.Text = "the accept queue of " + who + " was full: the kernel dropped the SYNs it had no room for, silently (no drop event; TcpExt.ListenOverflows counts them), and the clients retransmitted them" + why
 	}
 	for _, r := range listenRows {
-		f.Evidence = append(f.Evidence, itoa(int(r.Count))+" kfree_skb event(s) with reason "+r.Reason+locSuffix(r.Location)+" for the ACKs of "+itoa(int(r.Attempts))+" of the "+itoa(int(n))+" attempts (same 4-tuple, within 2 s)")
+		f.Evidence = append(f.Evidence, itoa(int(r.Count))+" kfree_skb event(s) with reason "+r.Reason+locSuffix(r.Location)+" for the clients' segments after the SYN (the handshake's ACK first) on "+itoa(int(r.Attempts))+" of the "+itoa(int(n))+" attempts (same 4-tuple, within 2 s)")
 	}
 	f.Evidence = append(f.Evidence, "ListenOverflows +"+itoa(int(over))+", ListenDrops +"+itoa(int(ldrops))+" between the samples around the incident")
 	if c, s := delta(ik.Deltas, "TcpExt.TCPReqQFullDoCookies"), delta(ik.Deltas, "TcpExt.SyncookiesSent"); c > 0 || s > 0 {
@@ -1017,8 +1017,17 @@ func acceptQueueFinding(inc *Incident, ik *IncidentKernel, over, ldrops int64, l
 	if v, ok := ik.Sysctls["net.ipv4.tcp_syncookies"]; ok {
 		f.Evidence = append(f.Evidence, "net.ipv4.tcp_syncookies = "+v+sysctlSuffix(ik.Sysctls, "net.core.somaxconn"))
 	}
-	for _, r := range ik.AckDropped {
-		f.Evidence = append(f.Evidence, itoa(int(r.Attempts))+" attempt(s) to this server in the same interval completed the handshake on the wire while this kernel dropped the client's ACK ("+r.Reason+locSuffix(r.Location)+"): those clients believe they are connected, the application never sees them")
+	if len(ik.AckDropped) > 0 {
+		total, parts := uint64(0), []string(nil)
+		for _, r := range ik.AckDropped {
+			total += r.Attempts
+			what := ""
+			if strings.HasPrefix(r.Location, "cookie_v") {
+				what = ", the ACKs of syncookies"
+			}
+			parts = append(parts, r.Reason+locSuffix(r.Location)+": "+itoa(int(r.Attempts))+what)
+		}
+		f.Evidence = append(f.Evidence, itoa(int(total))+" attempt(s) to this server between the samples completed the handshake on the wire while this kernel dropped the client's ACK at the listener ("+strings.Join(parts, "; ")+"): those clients believe they are connected and the application never sees them; only those this host re-sent its SYN-ACK to show as an incident (synack_retransmit)")
 	}
 	if ik.Listener == nil {
 		f.Evidence = append(f.Evidence, "no listener on port "+itoa(int(inc.Server.Port()))+" in the samples: the counters are namespace-wide")

@@ -88,8 +88,9 @@ type liveRun struct {
 }
 
 // startLive starts `synscope live` and returns once the engine captures
-// (the ready file exists): traffic sent from then on is seen.
-func startLive(t *testing.T, l *lab, engine string) *liveRun {
+// (the ready file exists): traffic sent from then on is seen. extra are
+// more flags.
+func startLive(t *testing.T, l *lab, engine string, extra ...string) *liveRun {
 	t.Helper()
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
@@ -97,8 +98,8 @@ func startLive(t *testing.T, l *lab, engine string) *liveRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
-		r.done <- runMain(ctx, []string{"live", "-i", l.srvIf, "--netns", l.srv, "--engine", engine,
-			"--write", r.written, "--ready-file", ready, "--format", "json"}, nil, &r.out, &r.errb)
+		r.done <- runMain(ctx, append([]string{"live", "-i", l.srvIf, "--netns", l.srv, "--engine", engine,
+			"--write", r.written, "--ready-file", ready, "--format", "json"}, extra...), nil, &r.out, &r.errb)
 	}()
 	t.Cleanup(func() {
 		cancel()
