@@ -20,22 +20,28 @@ const embryoSyns = 2
 
 // embryo is a SYN-only flow in about 150 bytes, with no pointers.
 type embryo struct {
+	// The first cache line (records are 192 bytes, in page-aligned chunks)
+	// holds what the tracker reads of an embryo it drops or expires; the
+	// rest is read by whoever builds its attempt.
 	key        flowKey // with its VLAN tags
-	id         uint64
-	last       int64 // latest SYN (capture time)
-	times      [embryoSyns]int64
-	refs       [embryoSyns]uint64 // packed PacketRefs (packRef)
-	prev, next int32              // LRU list; -1 ends it
-	isn        uint32
-	data       uint32 // payload on the first SYN (TCP Fast Open)
-	tsval      [embryoSyns]uint32
-	ipid, ack  uint32 // the last SYN's, for duplicate detection
-	win        [embryoSyns]uint16
-	flags      [embryoSyns]uint8
-	nsyn       uint8
-	dir        uint8  // key side of the client
-	hash       uint32 // keyHash of the untagged key
-	opts       [embryoSyns]Options
+	hash       uint32  // keyHash of the untagged key
+	prev, next int32   // LRU list; -1 ends it
+	last       int64   // latest SYN (capture time)
+
+	id    uint64
+	times [embryoSyns]int64
+	refs  [embryoSyns]uint64 // packed PacketRefs (packRef)
+	isn   uint32
+	data  uint32 // payload on the first SYN (TCP Fast Open)
+	tsval [embryoSyns]uint32
+	ipid  uint32 // the last SYN's, for duplicate detection
+	ack   uint32
+	win   [embryoSyns]uint16
+	flags [embryoSyns]uint8
+	nsyn  uint8
+	dir   uint8 // key side of the client
+	opts  [embryoSyns]Options
+	_     [16]byte
 }
 
 func packRef(r PacketRef) uint64   { return uint64(uint16(r.Source))<<48 | r.Num&(1<<48-1) }
@@ -329,11 +335,7 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		h := et.at(et.head)
 		prefetch(uintptr(unsafe.Pointer(&et.slots[int(h.hash)&(len(et.slots)-1)])))
 		if h.next >= 0 {
-			r := uintptr(unsafe.Pointer(et.at(h.next)))
-			prefetch(r)
-			prefetch(r + 64)
-			prefetch(r + 128)
-			prefetch(r + unsafe.Sizeof(embryo{}) - 1)
+			prefetch(uintptr(unsafe.Pointer(et.at(h.next)))) // its first line
 		}
 	}
 }

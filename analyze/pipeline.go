@@ -56,11 +56,17 @@ func (t *Tracker) warm(e *decoded) {
 	if e.d.Kind != KindTCP {
 		return
 	}
-	prefetch(uintptr(unsafe.Pointer(&t.flows.slots[int(e.h)&(len(t.flows.slots)-1)])))
-	if et := t.embryos; et.n > 0 && pureSYN(&e.d) {
+	// (Small tables stay in the cache: nothing to fetch.)
+	if ft := &t.flows; len(ft.slots) >= bigTable {
+		prefetch(uintptr(unsafe.Pointer(&ft.slots[int(e.h)&(len(ft.slots)-1)])))
+	}
+	if et := t.embryos; len(et.slots) >= bigTable && et.n > 0 && pureSYN(&e.d) {
 		prefetch(uintptr(unsafe.Pointer(&et.slots[int(e.h)&(len(et.slots)-1)])))
 	}
 }
+
+// bigTable is the size of an index (in slots) beyond which warm prefetches.
+const bigTable = 1 << 15
 
 // trackDecoded hands e to the tracker.
 func (t *Tracker) trackDecoded(e *decoded, ref PacketRef) {
@@ -341,7 +347,10 @@ type emitter struct {
 }
 
 func (em *emitter) attempt(a *Attempt, et *embryos) {
-	em.cur = append(em.cur, ending{a: a})
+	n := len(em.cur)
+	em.cur = em.cur[:n+1]
+	x := &em.cur[n]
+	x.a, x.e = a, nil
 	if len(em.cur) == cap(em.cur) {
 		em.send(et)
 	}
@@ -349,7 +358,10 @@ func (em *emitter) attempt(a *Attempt, et *embryos) {
 
 // embryo hands over the embryo in slab index i of et, dropped from the table.
 func (em *emitter) embryo(i int32, e *embryo, now int64, evicted bool, et *embryos) {
-	em.cur = append(em.cur, ending{e: e, now: now, slab: i, evicted: evicted})
+	n := len(em.cur)
+	em.cur = em.cur[:n+1]
+	x := &em.cur[n] // field by field: no composite literal to copy
+	x.a, x.e, x.now, x.slab, x.evicted = nil, e, now, i, evicted
 	if len(em.cur) == cap(em.cur) {
 		em.send(et)
 	}
@@ -371,8 +383,19 @@ func (em *emitter) send(et *embryos) {
 
 func (em *emitter) run() {
 	defer close(em.done)
+	const ahead = 3
 	for b := range em.full {
 		for i := range b {
+			if i+ahead < len(b) {
+				if e := b[i+ahead].e; e != nil {
+					// The record was written long ago by the tracker: fetch
+					// it (all of it is read) while the ones before are built.
+					r := uintptr(unsafe.Pointer(e))
+					prefetch(r)
+					prefetch(r + 64)
+					prefetch(r + 128)
+				}
+			}
 			x := &b[i]
 			a := x.a
 			if a == nil {
