@@ -72,7 +72,9 @@ func (an *Analyzer) Packet(p *Packet) {
 // decode is the first half of Packet: it counts the frame, decodes it into d
 // and applies the filter. It reports whether d is for the tracker. It touches
 // only the counters the tracker does not, so the two halves can run in
-// different goroutines (see Pipeline).
+// different goroutines (see Pipeline). DecodeInto (pipeline.go) does the
+// same for the parallel reader, in batches: keep the two in step (the
+// tests compare both paths).
 func (an *Analyzer) decode(p *Packet, d *Decoded) bool {
 	if p.LinkType == kevent.LinkType && kevent.Is(p.Data) {
 		an.kernel.record(p.Data, p.Time) // kernel evidence, not a packet

@@ -56,9 +56,9 @@ type Chunks struct {
 	first int // offset of the first record
 	size  int
 	n     int
-	// Resynchronisation: the bounds a plausible record header stays within.
-	maxCap   uint32
-	fracMax  uint32
+	// Resynchronisation: what a plausible record header stays within.
+	maxCap   uint32 // captured length (not the snap length: some writers store longer records)
+	fracMax  uint32 // the fraction of a second, in the file's unit
 	firstSec uint32 // the first record's seconds
 
 	// Pages of a mapping are handed back behind the committed records
@@ -243,10 +243,11 @@ func (c *Chunks) resync(lo, hi int) int {
 }
 
 // plausible reports whether a chain of record headers starts at p: each
-// one's captured length within the snap length and not above the wire
-// length, its fraction of a second in range, its time close to the one
-// before, and each record ending where the next header starts (or exactly at
-// the end of the file). A wrong guess costs only time: Commit checks it.
+// one's captured length at most MaxRecordLen and not above the wire length,
+// its fraction of a second in range, its time within an hour of the one
+// before and within a year of the file's first, and each record ending where
+// the next header starts (or exactly at the end of the file). A wrong guess
+// costs only time: Commit checks it.
 func (c *Chunks) plausible(p int) bool {
 	data := c.data
 	o := c.r.order
@@ -266,7 +267,7 @@ func (c *Chunks) plausible(p int) bool {
 		// Within an hour of the previous record, and within a year of the
 		// file's first: a header read 4 bytes late (its microseconds taken
 		// for seconds, its lengths shifted) fails here.
-		if h > 0 && sec-prev+3600 > 2*3600 || sec-c.firstSec+366*86400 > 2*366*86400 {
+		if (h > 0 && sec-prev+3600 > 2*3600) || sec-c.firstSec+366*86400 > 2*366*86400 {
 			return false
 		}
 		prev = sec
