@@ -1,0 +1,222 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+)
+
+// inMemory opens a pcap held in b as Open opens a mapped file (on a copy of
+// b: unlike a mapping, the window may compact its buffer at a damaged end).
+func inMemory(t testing.TB, b []byte) Source {
+	t.Helper()
+	b = bytes.Clone(b)
+	src, err := newFileWindow(window{buf: b, end: len(b), err: io.EOF}, "mem.pcap", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// readChunks reads src as the parallel reader does: workers find the
+// chunks' records, groups of them at a time, in any order; the chunks are
+// committed in order, and read again sequentially where Commit refuses.
+func readChunks(t testing.TB, src Source, size, group int) (pkts []Packet, committed, redone int) {
+	t.Helper()
+	c := NewChunks(src, size)
+	if c == nil {
+		t.Fatal("NewChunks refused the source")
+	}
+	recs := make([]Records, c.Len())
+	var wg sync.WaitGroup
+	groups := (c.Len() + group - 1) / group
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := groups - 1 - w; g >= 0; g -= 3 { // from the end: out of order
+				rs := make([]*Records, min(group, c.Len()-g*group))
+				for k := range rs {
+					rs[k] = &recs[g*group+k]
+				}
+				c.Find(g*group, rs)
+			}
+		}()
+	}
+	wg.Wait()
+	var p Packet
+	for i := range recs {
+		r := &recs[i]
+		_, hi := r.Bounds()
+		if c.Offset() >= hi {
+			continue
+		}
+		var found []Packet
+		for r.Next(&p) {
+			q := p
+			q.Data = bytes.Clone(p.Data)
+			found = append(found, q)
+		}
+		if base, ok := c.Commit(r); ok {
+			for _, q := range found {
+				q.Num += base
+				pkts = append(pkts, q)
+			}
+			committed++
+			continue
+		}
+		redone++
+		for c.Offset() < hi {
+			if c.Next(&p) != nil {
+				return pkts, committed, redone
+			}
+			q := p
+			q.Data = bytes.Clone(p.Data)
+			pkts = append(pkts, q)
+		}
+	}
+	return pkts, committed, redone
+}
+
+// TestChunksMatchSequential: whatever the chunk size and whatever the damage,
+// reading in chunks gives the sequential reader's packets (numbers, offsets,
+// data, times) and SourceInfo (counts, times, anomalies, the error).
+func TestChunksMatchSequential(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	build := func(o binary.AppendByteOrder, nano bool, snaplen uint32) *pcapFile {
+		f := newPcapFile(o, nano, snaplen, 1)
+		sec := uint32(1700000000)
+		for i := 0; i < 3000; i++ {
+			n := 40 + r.IntN(1500)
+			if i%97 == 0 {
+				n = 9000 // a jumbo frame
+			}
+			sec += uint32(r.IntN(2))
+			f.add(sec, uint32(r.IntN(1000))*1000, frame(n, byte(i)), uint32(n+r.IntN(3)))
+		}
+		return f
+	}
+	clean := build(le, false, 65535).buf
+	var offs []int
+	for p := 24; p < len(clean); p += 16 + int(le.Uint32(clean[p+8:])) {
+		offs = append(offs, p)
+	}
+	mid := offs[len(offs)/2]
+	cases := map[string][]byte{
+		"clean":         clean,
+		"big-endian":    build(be, false, 65535).buf,
+		"nanoseconds":   build(le, true, 65535).buf,
+		"small-snaplen": build(le, false, 1000).buf,
+		"truncated":     clean[:mid+20],
+		"huge-caplen": func() []byte {
+			b := bytes.Clone(clean)
+			le.PutUint32(b[mid+8:], 1<<20)
+			return b
+		}(),
+		"garbage": append(append(bytes.Clone(clean[:mid]), bytes.Repeat([]byte{1, 0, 0, 0}, 500)...), clean[mid:]...),
+		"leap": func() []byte {
+			b := bytes.Clone(clean)
+			le.PutUint32(b[mid:], le.Uint32(b[mid:])+90*86400)
+			return b
+		}(),
+		"header-only": clean[:24],
+	}
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			seq, err := NewReader(bytes.NewReader(data), "mem.pcap")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := readAll(seq)
+			wantInfo := *seq.Info()
+			for _, size := range []int{16, 700, 4096, 100_000, 1 << 22} {
+				src := inMemory(t, data)
+				got, committed, redone := readChunks(t, src, size, 1+r.IntN(maxGroup+4))
+				gotInfo := *src.Info()
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("chunks of %d: %d packets differ from the sequential reader's %d", size, len(got), len(want))
+				}
+				if !reflect.DeepEqual(gotInfo, wantInfo) {
+					t.Errorf("chunks of %d: info\n%+v\nwant\n%+v", size, gotInfo, wantInfo)
+				}
+				if name == "clean" && size >= 4096 && redone > 0 {
+					t.Errorf("chunks of %d: %d of %d chunks read again in a clean file", size, redone, committed+redone)
+				}
+			}
+		})
+	}
+}
+
+// TestChunksOnlyForMappedPcap: pcapng, gzip and streams are read
+// sequentially.
+func TestChunksOnlyForMappedPcap(t *testing.T) {
+	f := newPcapFile(le, false, 65535, 1).add(1700000000, 0, frame(60, 1), 60)
+	if NewChunks(inMemory(t, f.buf), 0) == nil {
+		t.Error("a pcap in memory is not read in chunks")
+	}
+	s, err := NewReader(bytes.NewReader(f.buf), "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if NewChunks(s, 0) != nil {
+		t.Error("a stream is read in chunks")
+	}
+	if NewChunks(inMemory(t, gzipped(t, f.buf)), 0) != nil {
+		t.Error("a gzip file is read in chunks")
+	}
+	ng := newNgFile(le).idb(1, 262144).epb(0, 1700000000e6, frame(60, 1), 60)
+	if NewChunks(inMemory(t, ng.buf), 0) != nil {
+		t.Error("a pcapng file is read in chunks")
+	}
+	// A mapped file is, once SYNSCOPE_PARALLEL asks for small files too.
+	t.Setenv(ParallelEnv, "4096")
+	path := filepath.Join(t.TempDir(), "small.pcap")
+	if err := os.WriteFile(path, f.buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if NewChunks(m, 0) == nil {
+		t.Error("a mapped pcap file is not read in chunks")
+	}
+}
+
+// BenchmarkReadPcapChunks: finding the records of the benchmark pcap in
+// chunks and handing them out (one goroutine; the parallel reader runs it
+// on each core).
+func BenchmarkReadPcapChunks(b *testing.B) {
+	data := benchPcap()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	n := 0
+	var p Packet
+	rs := make([]*Records, 8)
+	for k := range rs {
+		rs[k] = new(Records)
+	}
+	for b.Loop() {
+		src, err := newFileWindow(window{buf: data, end: len(data), err: io.EOF}, "bench", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := NewChunks(src, 64<<10)
+		for g := 0; g < c.Len(); g += len(rs) {
+			c.Find(g, rs)
+			for _, r := range rs {
+				for r.Next(&p) {
+					n++
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pkts/s")
+}
