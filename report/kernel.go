@@ -250,7 +250,12 @@ func kernelCauses(ik *IncidentKernel) []Cause {
 		return nil
 	}
 	for _, f := range ik.Findings {
-		out = append(out, Cause{Cause: "kernel: " + f.Text, Confidence: f.Confidence, Evidence: f.Evidence, Check: kernelChecks[f.Cause]})
+		check := kernelChecks[f.Cause]
+		if f.Cause == "synack_retransmits" && strings.Contains(f.Text, "dropped the clients' ACKs itself") {
+			// Not the path: this host's own drops, the finding above.
+			check = "why this host dropped the clients' ACKs: the finding above"
+		}
+		out = append(out, Cause{Cause: "kernel: " + f.Text, Confidence: f.Confidence, Evidence: f.Evidence, Check: check})
 	}
 	return out
 }
@@ -323,6 +328,23 @@ func kernelLines(ik *IncidentKernel) []string {
 		l("settings: %s", strings.Join(kv, " "))
 	}
 	return out
+}
+
+// attemptDropText says what the kernel dropped of one attempt: its SYNs
+// and its other segments, each with their (first) reason.
+func attemptDropText(k *AttemptKernel) string {
+	var parts []string
+	if k.SynDrops > 0 {
+		parts = append(parts, fmt.Sprintf("%d SYN(s): %s", k.SynDrops, k.DropReason))
+	}
+	if k.OtherDrops > 0 {
+		reason := k.OtherDropReason
+		if reason == "" { // a report from before other_drop_reason
+			reason = k.DropReason
+		}
+		parts = append(parts, fmt.Sprintf("%d other segment(s): %s", k.OtherDrops, reason))
+	}
+	return "kernel dropped " + strings.Join(parts, ", ")
 }
 
 // reasonNote explains drop reasons that are not what they seem.

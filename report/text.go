@@ -174,7 +174,7 @@ func Detail(a *Attempt) string {
 	}
 	parts = append(parts, a.Flags...)
 	if k := a.Kernel; k != nil && k.SynDrops+k.OtherDrops > 0 {
-		parts = append(parts, fmt.Sprintf("kernel dropped %d segment(s): %s", k.SynDrops+k.OtherDrops, k.DropReason))
+		parts = append(parts, attemptDropText(k))
 	}
 	return strings.Join(parts, "; ")
 }
