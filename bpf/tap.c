@@ -6,8 +6,9 @@
 // the "events" ring buffer only:
 //   - TCP segments with SYN, FIN or RST set;
 //   - ICMP destination-unreachable and ICMPv6 destination-unreachable;
-//   - the first data-bearing segment in each direction of the flows whose SYN
-//     or SYN-ACK it saw (tracked in the LRU hash "flows").
+//   - the first data-bearing segment and the first pure ACK in each direction
+//     of the flows whose SYN or SYN-ACK it saw (tracked in the LRU hash
+//     "flows"): the client's handshake ACK, a server's challenge ACK.
 // Each record is a struct event_hdr followed by the packet's first cap_len
 // bytes (cap_len <= snaplen). Only <linux/bpf.h> and libbpf's bpf_helpers.h
 // are needed; the protocol headers are parsed by offset.
@@ -62,6 +63,7 @@ struct flow_key {
 
 struct flow_val {
 	__u32 data_seen; // bit 0: first data a->b sent; bit 1: b->a
+	__u32 ack_seen;  // bit 0: first pure ACK a->b sent; bit 1: b->a
 };
 
 struct {
@@ -266,6 +268,19 @@ decided:
 				v->data_seen = seen | bit;
 				if ((seen | bit) == 3 && !(fl & TCP_SYN))
 					bpf_map_delete_elem(&flows, &key);
+			}
+		}
+	}
+	// The first pure ACK each way: the client's ACK completing the
+	// handshake (its time is the handshake's end), or a server's challenge
+	// ACK to a SYN on a 4-tuple it still holds (stale state, TIME-WAIT).
+	if (!want && (fl & TCP_ACK) && l4len <= doff) {
+		struct flow_val *v = bpf_map_lookup_elem(&flows, &key);
+		if (v) {
+			__u32 bit = dir ? 2 : 1;
+			if (!(v->ack_seen & bit)) {
+				want = 1;
+				v->ack_seen |= bit;
 			}
 		}
 	}

@@ -25,6 +25,7 @@ type tapFlowKey struct {
 type tapFlowVal struct {
 	_        structs.HostLayout
 	DataSeen uint32
+	AckSeen  uint32
 }
 
 // Names of all BPF objects in the ELF.

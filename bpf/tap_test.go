@@ -370,11 +370,18 @@ func testTapEvents(t *testing.T, n *testNet, tap *Tap, c *collector) {
 		if k := count(ps, func(p pkt) bool { return in(p) && p.syn }); k != 1 {
 			t.Errorf("client port %d: %d SYN events, want 1", cp, k)
 		}
+		pureACK := func(p pkt) bool { return p.ack && !p.syn && !p.fin && !p.rst && !isData(p) }
+		if k := count(ps, func(p pkt) bool { return in(p) && pureACK(p) }); k != 1 {
+			t.Errorf("client port %d: %d client pure ACKs, want 1 (the handshake's)", cp, k)
+		}
+		if k := count(ps, func(p pkt) bool { return out(p) && pureACK(p) }); k > 1 {
+			t.Errorf("client port %d: %d server pure ACKs, want at most 1 (%d bulk bytes followed)", cp, k, bulk)
+		}
 	}
-	// Nothing else: every event is a SYN/FIN/RST, a first data segment or
-	// the ICMP error.
+	// Nothing else: every event is a SYN/FIN/RST, a first data segment, a
+	// first pure ACK or the ICMP error.
 	for _, p := range ps {
-		if !(p.icmpUnreach || p.tcp && (p.syn || p.fin || p.rst || isData(p))) {
+		if !(p.icmpUnreach || p.tcp && (p.syn || p.fin || p.rst || isData(p) || p.ack)) {
 			t.Errorf("unexpected event %v", p)
 		}
 		if d := p.time - time.Now().UnixNano(); d > int64(time.Second) || d < -int64(time.Since(start)+time.Second) {
@@ -503,7 +510,9 @@ func TestTapProgram(t *testing.T) {
 		{"SYN to a port not watched", objs.TapEgress, frame(0, tcp(a, b, 40001, 80, "S", "")...), false},
 		{"data on a flow never seen", objs.TapEgress, frame(0, tcp(a, b, 40002, 443, "A", "hello")...), false},
 		{"SYN-ACK", objs.TapIngress, frame(2, tcp(b, a, 443, 40000, "SA", "")...), true},
-		{"pure ACK", objs.TapEgress, frame(2, tcp(a, b, 40000, 443, "A", "")...), false},
+		{"first pure ACK a->b (the handshake's)", objs.TapEgress, frame(2, tcp(a, b, 40000, 443, "A", "")...), true},
+		{"second pure ACK a->b", objs.TapEgress, frame(2, tcp(a, b, 40000, 443, "A", "")...), false},
+		{"pure ACK on a flow never seen", objs.TapEgress, frame(0, tcp(a, b, 40009, 443, "A", "")...), false},
 		{"first data a->b", objs.TapEgress, frame(2, tcp(a, b, 40000, 443, "A", "hello")...), true},
 		{"second data a->b", objs.TapEgress, frame(2, tcp(a, b, 40000, 443, "A", "again")...), false},
 		{"first data b->a", objs.TapIngress, frame(2, tcp(b, a, 443, 40000, "A", "world")...), true},

@@ -54,7 +54,7 @@ terminal a status line every few seconds shows attempts/s, unanswered SYNs,
 retransmits, resets and lost events.
 
 Engines (--engine): ebpf (a TC program passes only handshake packets, FIN,
-RST, ICMP errors and the first data packet each way), afpacket (AF_PACKET
+RST, ICMP errors, the first data packet and pure ACK each way), afpacket (AF_PACKET
 with a socket filter), pcap (libpcap; only in builds made with -tags pcap),
 auto (the first that starts, in that order; says which and why).
 
