@@ -238,9 +238,13 @@ type Attempt struct {
 
 	HandshakeDone bool
 	AckTime       int64 // the client's ACK completing the handshake
-	OneSided      bool  // completed as far as one direction shows (the other was not captured)
-	SimOpen       bool  // both ends sent a SYN
-	Reordered     bool  // the SYN-ACK was captured before its SYN
+	// AckCarried: the segment completing the handshake carried data or a
+	// FIN; the handshake may have ended earlier with a pure ACK the capture
+	// does not have, so no round-trip time is taken from it.
+	AckCarried bool
+	OneSided   bool // completed as far as one direction shows (the other was not captured)
+	SimOpen    bool // both ends sent a SYN
+	Reordered  bool // the SYN-ACK was captured before its SYN
 	// StaleACKs counts ACKs (or SYN-ACKs) the server sent in answer to the
 	// SYN that acknowledge another sequence space: it still held an old
 	// connection on this 4-tuple (the client then resets it and retransmits
@@ -300,7 +304,7 @@ func (a *Attempt) SynOffsets() []time.Duration {
 // ACK, as seen at the capture point. ok is false when it cannot be measured
 // without ambiguity (Karn: a retransmitted SYN without timestamps).
 func (a *Attempt) HandshakeRTT() (server, client time.Duration, ok bool) {
-	if !a.HandshakeDone || a.OneSided || a.SynAcks == 0 || a.Syns == 0 {
+	if !a.HandshakeDone || a.OneSided || a.AckCarried || a.SynAcks == 0 || a.Syns == 0 {
 		return 0, 0, false
 	}
 	idx := int(a.AnsweredSyn)

@@ -800,6 +800,16 @@ func (t *Tracker) trackTCP(d *Decoded, dir uint8, h uint32, ts int64, ref Packet
 		// The client's RST answering a stale ACK (RFC 793 SYN-SENT): it
 		// clears the server's old state; the attempt itself goes on.
 		ev.Note = NoteStaleRST
+	} else if rst && !syn && fromClient && !a.HandshakeDone && a.HasISN && a.SynAcks == 0 && !f.hasStale &&
+		d.Seq != a.ISN && d.Seq != a.ISN+1 {
+		// The same, with the stale ACK not captured (a capture that keeps
+		// no pure ACKs, or lost it): in SYN-SENT a client sends a RST only
+		// in answer to an unacceptable ACK, with that ACK's number as its
+		// sequence number; one outside its own sequence space means the
+		// server answered the SYN with an ACK for an old connection (a
+		// TIME-WAIT rejecting it by PAWS, RFC 5961's challenge ACK).
+		a.StaleACKs++
+		ev.Note = NoteStaleRST
 	} else if rst && !syn {
 		if a.firstRST == SideNone {
 			a.firstRST = side
@@ -1048,6 +1058,10 @@ func (t *Tracker) maybeComplete(f *flow, a *Attempt, d *Decoded, fromClient bool
 			ev.Note = NoteHandshakeACK
 		case a.SynAcks > 0 && f.acksServerISN(d.Ack, a):
 			a.HandshakeDone, a.AckTime = true, ts
+			// Completed by data or a FIN: the pure ACK before it may not
+			// have been captured (live filters keep no pure ACKs), so this
+			// time is only an upper bound of the handshake's end.
+			a.AckCarried = d.PayloadLen > 0 || d.Flags&FlagFIN != 0
 			ev.Note = NoteHandshakeACK
 		case a.SynAcks == 0 && !f.srvSYN && a.Refused == RefusedNone && a.PktsServer == 0 && d.Ack != 0:
 			// The client acknowledges a SYN-ACK the capture does not

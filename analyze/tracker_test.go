@@ -206,3 +206,49 @@ func TestEmbryoIndexChurn(t *testing.T) {
 		}
 	}
 }
+
+// The same with the stale ACK not captured (a live filter that keeps no pure
+// ACKs): the client's RST outside its own sequence space says it was there.
+func TestStaleServerStateACKNotCaptured(t *testing.T) {
+	const S, A, R = FlagSYN, FlagACK, FlagRST
+	c := &conv{t: t}
+	c.add(0, true, S, 1000, 0, 0).
+		add(11, true, R, 5001, 0, 0).
+		add(20, true, S, 1000, 0, 0).
+		add(30, false, S|A, 9000, 1001, 0).
+		add(31, true, A, 1001, 9001, 0).
+		add(5000, true, A|FlagFIN, 1001, 9001, 0)
+	_, atts := run(DefaultConfig(), c.pkts)
+	if len(atts) != 1 {
+		t.Fatalf("%d attempts, want 1", len(atts))
+	}
+	if a := atts[0]; a.Outcome != OutcomeAnsweredAfterRetransmit || a.StaleACKs != 1 || a.Syns != 2 || a.Close != CloseFIN {
+		t.Errorf("outcome %s, stale %d, syns %d, close %s", a.Outcome, a.StaleACKs, a.Syns, a.Close)
+	}
+	// A client RST with its own next sequence number is an abort: the
+	// attempt ends there.
+	c = &conv{t: t}
+	c.add(0, true, S, 1000, 0, 0).add(11, true, R, 1001, 0, 0).add(5000, true, S, 1000, 0, 0)
+	if _, atts := run(DefaultConfig(), c.pkts); len(atts) != 2 {
+		t.Errorf("own RST: %d attempts, want 2", len(atts))
+	}
+}
+
+// A handshake seen complete only at the client's first data (the pure ACK
+// not captured) gives no round-trip time.
+func TestHandshakeRTTNotFromData(t *testing.T) {
+	const S, A = FlagSYN, FlagACK
+	for _, pureACK := range []bool{true, false} {
+		c := &conv{t: t}
+		c.add(0, true, S, 1000, 0, 0).add(10, false, S|A, 9000, 1001, 0)
+		if pureACK {
+			c.add(20, true, A, 1001, 9001, 0)
+		}
+		c.add(500, true, A|FlagPSH, 1001, 9001, 100).add(600, false, A|FlagPSH, 9001, 1101, 100)
+		_, atts := run(DefaultConfig(), c.pkts)
+		_, cl, ok := atts[0].HandshakeRTT()
+		if ok != pureACK || (ok && cl != 10*time.Millisecond) {
+			t.Errorf("pure ACK %v: client RTT %v, ok %v", pureACK, cl, ok)
+		}
+	}
+}

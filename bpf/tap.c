@@ -255,8 +255,11 @@ decided:
 
 	int want = fl & (TCP_SYN | TCP_FIN | TCP_RST);
 	if (fl & TCP_SYN) {
+		// A client's SYN starts the flow afresh: a 4-tuple reused while
+		// the previous connection's entry lingers (TIME-WAIT) must pass its
+		// first ACKs and data again.
 		struct flow_val nv = {};
-		bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST);
+		bpf_map_update_elem(&flows, &key, &nv, (fl & TCP_ACK) ? BPF_NOEXIST : BPF_ANY);
 	}
 	if (l4len > doff && !(fl & TCP_RST)) { // carries data
 		struct flow_val *v = bpf_map_lookup_elem(&flows, &key);

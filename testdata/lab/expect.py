@@ -116,7 +116,11 @@ def rows(path, outcomes, note):
             c["syns"] += 1
         if syn and is_ack and not from_client:
             c["synacks"] += 1
-        if c["close"] == "none" and flags & 5:
+        stale_rst = (flags & 4 and from_client and c["synacks"] == 0
+                     and seq not in (c["isn"], (c["isn"] + 1) & 0xffffffff))
+        # A client RST in SYN-SENT outside its own sequence space answers
+        # a server's ACK for an old connection (RFC 793): not a close.
+        if c["close"] == "none" and flags & 5 and not stale_rst:
             c["close"] = "rst" if flags & 4 else "fin"
             c["by"] = "client" if from_client else "server"
     nth = {}
