@@ -435,9 +435,10 @@ func pump(ctx context.Context, src capture.Source, srcs []capture.Source, an *an
 			panic(r)
 		}
 	}()
-	if off, chunk := capture.ParallelSetting(); !off && len(srcs) == 1 && (runtime.GOMAXPROCS(0) > 1 || chunk > 0) {
-		// (Kernel evidence records are read in order, by the analyzer itself.)
-		if ch := capture.NewChunks(srcs[0], chunk); ch != nil && ch.LinkType() != kevent.LinkType {
+	// (Kernel evidence records are read in order, by the analyzer itself.)
+	if off, chunk := capture.ParallelSetting(); !off && len(srcs) == 1 && (runtime.GOMAXPROCS(0) > 1 || chunk > 0) &&
+		!slices.Contains(srcs[0].Info().LinkTypes, kevent.LinkType) {
+		if ch := capture.NewChunks(srcs[0], chunk); ch != nil {
 			return pumpParallel(ctx, ch, an, bar, inputOf[0])
 		}
 	}
