@@ -680,13 +680,8 @@ func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *a
 			return fn(&report.RawPacket{Source: p.Source, Num: p.Num, LinkType: p.LinkType, Time: p.Time, Data: p.Data, OrigLen: p.OrigLen})
 		})
 	}
-	files := report.DefaultBundleFiles()
-	for i := range files {
-		if files[i].Name == "report.md" { // with the live capture's notes, as on stdout
-			files[i].Write = func(w io.Writer, r *report.Report) error { return writeReportAs(w, "-", "markdown", r) }
-		}
-	}
-	opt := report.BundleOptions{Payload: cfg.payload, Anonymizer: anon, Files: files, MaxBytes: int64(cfg.bundleMax) << 20}
+	// report.md carries a live capture's notes (WriteMarkdown heads it with them).
+	opt := report.BundleOptions{Payload: cfg.payload, Anonymizer: anon, MaxBytes: int64(cfg.bundleMax) << 20}
 	if err := report.WriteBundle(cfg.bundle, rep, opt, extract); err != nil {
 		for _, e := range unjoin(err) { // one line each, naming its file
 			fmt.Fprintf(cfg.stderr, "synscope: %v\n", e)
