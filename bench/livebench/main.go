@@ -59,6 +59,8 @@ func main() {
 	secs := flag.Float64("seconds", 5, "how long to drive connections per engine")
 	workers := flag.Int("workers", 4, "parallel connecting clients")
 	engines := flag.String("engines", "ebpf,afpacket", "engines to measure")
+	kernel := flag.Bool("kernel", true, "collect kernel evidence too (synscope live --kernel)")
+	profile := flag.String("cpuprofile", "", "write synscope's CPU profile to this file, suffixed with the engine")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Println("livebench: skipped: needs root (network namespaces, eBPF, AF_PACKET)")
@@ -103,7 +105,10 @@ func main() {
 		dir, _ := os.MkdirTemp("", "livebench")
 		ready := filepath.Join(dir, "ready")
 		cmd := exec.Command(*bin, "live", "-i", ifc, "--netns", srv, "--engine", eng, "--ready-file", ready, "--format", "json",
-			"--closed-linger", "1s")
+			"--closed-linger", "1s", fmt.Sprintf("--kernel=%v", *kernel))
+		if *profile != "" {
+			cmd.Args = append(cmd.Args, "--cpuprofile", *profile+"."+eng)
+		}
 		var out, errb strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		must(cmd.Start(), "start synscope")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synscope/synscope/capture"
+	"github.com/synscope/synscope/internal/kevent"
 )
 
 // kernelFeed is a live run's kernel evidence: the tracepoint events (drops
@@ -158,62 +159,71 @@ const defaultSampleEvery = 5 * time.Second
 // too late. Held back this long, the event goes first, as it happened.
 const reorderWindow = 250 * time.Millisecond
 
-// reorder is a min-heap of records by time (arrival order among equal
-// times).
+// reorder merges two lanes by time: the engine's packets and the kernel's
+// records, each already in its own arrival order (each comes from one
+// ring). A record is handed on once it is reorderWindow older than the
+// latest seen, the earlier lane head first: O(1) per record, where a heap
+// over everything cost as much as the analysis. At most maxHeld records
+// wait; beyond that the oldest go on at once (a burst is then merged less
+// exactly, nothing is lost).
 type reorder struct {
-	h    []reorderItem
-	seq  uint64
-	last int64 // the latest record time seen
+	lanes [2]fifo
+	last  int64 // the latest record time seen
 }
 
-type reorderItem struct {
-	lp  livePacket
-	seq uint64
+const maxHeld = 1 << 16
+
+type fifo struct {
+	q    []livePacket
+	head int
 }
 
-func (r *reorder) less(i, j int) bool {
-	if r.h[i].lp.time != r.h[j].lp.time {
-		return r.h[i].lp.time < r.h[j].lp.time
+func (f *fifo) len() int { return len(f.q) - f.head }
+
+func (f *fifo) pop() livePacket {
+	lp := f.q[f.head]
+	f.q[f.head] = livePacket{}
+	f.head++
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+	} else if f.head >= 4096 && f.head*2 >= len(f.q) {
+		n := copy(f.q, f.q[f.head:])
+		clear(f.q[n:])
+		f.q, f.head = f.q[:n], 0
 	}
-	return r.h[i].seq < r.h[j].seq
+	return lp
 }
 
 func (r *reorder) push(lp livePacket) {
-	r.seq++
 	r.last = max(r.last, lp.time)
-	r.h = append(r.h, reorderItem{lp, r.seq})
-	for i := len(r.h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !r.less(i, p) {
-			break
-		}
-		r.h[i], r.h[p] = r.h[p], r.h[i]
-		i = p
+	lane := 0
+	if lp.link == kevent.LinkType {
+		lane = 1
 	}
+	r.lanes[lane].q = append(r.lanes[lane].q, lp)
 }
 
-// release hands fn, in time order, the records at or before upTo.
+// release hands fn, earlier lane head first, the records at or before upTo
+// (and the oldest beyond maxHeld).
 func (r *reorder) release(upTo int64, fn func(livePacket)) {
-	for len(r.h) > 0 && r.h[0].lp.time <= upTo {
-		lp := r.h[0].lp
-		n := len(r.h) - 1
-		r.h[0] = r.h[n]
-		r.h[n] = reorderItem{}
-		r.h = r.h[:n]
-		for i := 0; ; {
-			c := 2*i + 1
-			if c >= n {
-				break
-			}
-			if c+1 < n && r.less(c+1, c) {
-				c++
-			}
-			if !r.less(c, i) {
-				break
-			}
-			r.h[i], r.h[c] = r.h[c], r.h[i]
-			i = c
+	for {
+		a, b := &r.lanes[0], &r.lanes[1]
+		var next *fifo
+		switch {
+		case a.len() == 0 && b.len() == 0:
+			return
+		case b.len() == 0:
+			next = a
+		case a.len() == 0:
+			next = b
+		case b.q[b.head].time < a.q[a.head].time:
+			next = b
+		default:
+			next = a
 		}
-		fn(lp)
+		if next.q[next.head].time > upTo && a.len()+b.len() <= maxHeld {
+			return
+		}
+		fn(next.pop())
 	}
 }

@@ -89,6 +89,8 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	_ = fs.MarkHidden("ready-file")
 	fs.StringVar(&cfg.holdCapture, "test-hold-capture", "", "test only: do not read from the engine while this file exists (even once stopped)")
 	fs.StringVar(&cfg.holdAnalysis, "test-hold-analysis", "", "test only: do not analyse queued packets while this file exists (even once stopped)")
+	fs.StringVar(&rc.cpuprof, "cpuprofile", "", "write a CPU profile (pprof) to this file")
+	_ = fs.MarkHidden("cpuprofile")
 	_ = fs.MarkHidden("test-hold-capture")
 	_ = fs.MarkHidden("test-hold-analysis")
 	fs.BoolVar(&cfg.kernel, "kernel", true, "collect the kernel's evidence in the watched namespace: drops and their reasons, SYN-ACK retransmits and resets (eBPF tracepoints), counters, settings and listeners")
@@ -148,6 +150,11 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	if err != nil {
 		return &usageError{err.Error()}
 	}
+	stopProfiles, err := startProfiles(cfg.cpuprof, "")
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	signalled := ctx // ended by the first SIGINT/SIGTERM (in main)
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
