@@ -289,6 +289,19 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 		}
 	}
 	out.Kernel = newIncidentKernel(inc.Kernel)
+	if k := out.Kernel; k != nil && inc.Kind != analyze.IncTimestamps {
+		// What the kernel saw outranks what the wire suggests: once a
+		// finding accounts, with high confidence, for every attempt of the
+		// incident, the guesses from the wire become the unlikely ones.
+		for _, f := range k.Findings {
+			if f.Confidence == "high" && f.Attempts >= inc.Attempts && f.Cause != "kernel_resets" {
+				for i := range out.Causes {
+					out.Causes[i].Confidence = "low"
+				}
+				break
+			}
+		}
+	}
 	out.Causes = append(kernelCauses(out.Kernel), out.Causes...)
 	return out
 }
