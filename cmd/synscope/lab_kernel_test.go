@@ -300,26 +300,7 @@ func kernelLabs() []kernelLab {
 		traffic: func(t *testing.T, l *lab, _ any) {
 			// The rule goes once its counter has seen the second SYN (see
 			// the syn_retransmit scenario in lab_test.go).
-			unblocked := make(chan error, 1)
-			go func() {
-				deadline := time.Now().Add(10 * time.Second)
-				for time.Now().Before(deadline) {
-					out, err := nsExec(l.srv, "nft", "list", "table", "inet", "t")
-					if err != nil {
-						unblocked <- err
-						return
-					}
-					if m := nftPackets.FindStringSubmatch(out); m != nil {
-						if n, _ := strconv.Atoi(m[1]); n >= 2 {
-							_, err := nsExec(l.srv, "nft", "delete", "table", "inet", "t")
-							unblocked <- err
-							return
-						}
-					}
-					time.Sleep(20 * time.Millisecond) // polling the counter, with a deadline
-				}
-				unblocked <- fmt.Errorf("the nft counter never saw a second SYN")
-			}()
+			unblocked := unblockAfterSYNs(l, 2)
 			in(t, l.cli, func() {
 				c, err := dialPort(l, 8091, 15*time.Second)
 				if err != nil {

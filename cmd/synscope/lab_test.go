@@ -231,26 +231,7 @@ func labScenarios() []labScenario {
 				// event, not on a guessed time. The counter is polled; SYNs
 				// are 1 s or more apart, so 20 ms polls cannot miss the
 				// window.
-				unblocked := make(chan error, 1)
-				go func() {
-					deadline := time.Now().Add(10 * time.Second)
-					for time.Now().Before(deadline) {
-						out, err := nsExec(l.srv, "nft", "list", "table", "inet", "t")
-						if err != nil {
-							unblocked <- err
-							return
-						}
-						if m := nftPackets.FindStringSubmatch(out); m != nil {
-							if n, _ := strconv.Atoi(m[1]); n >= 2 {
-								_, err := nsExec(l.srv, "nft", "delete", "table", "inet", "t")
-								unblocked <- err
-								return
-							}
-						}
-						time.Sleep(20 * time.Millisecond)
-					}
-					unblocked <- fmt.Errorf("the nft counter never saw a second SYN")
-				}()
+				unblocked := unblockAfterSYNs(l, 2)
 				in(t, l.cli, func() {
 					c, err := dialPort(l, 8081, 15*time.Second)
 					if err != nil {
@@ -530,4 +511,33 @@ func TestLiveScenarios(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unblockAfterSYNs deletes the server namespace's nft table "inet t" once
+// its rule's counter has seen n SYNs, so the next SYN is answered whatever
+// the client's retransmit schedule: it waits on an event, not on a guessed
+// time. The counter is polled every 20 ms; SYNs are 1 s or more apart, so
+// no poll misses the window. The channel says how it went.
+func unblockAfterSYNs(l *lab, n int) <-chan error {
+	unblocked := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			out, err := nsExec(l.srv, "nft", "list", "table", "inet", "t")
+			if err != nil {
+				unblocked <- err
+				return
+			}
+			if m := nftPackets.FindStringSubmatch(out); m != nil {
+				if k, _ := strconv.Atoi(m[1]); k >= n {
+					_, err := nsExec(l.srv, "nft", "delete", "table", "inet", "t")
+					unblocked <- err
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond) // polling the counter, with a deadline
+		}
+		unblocked <- fmt.Errorf("the nft counter never saw SYN %d", n)
+	}()
+	return unblocked
 }
