@@ -316,9 +316,18 @@ loop:
 			if showStatus {
 				s := an.Summary()
 				dt := time.Since(lastAt).Seconds()
-				fmt.Fprintf(cfg.stderr, "\r%s  %6.1f attempts/s  unanswered %d  SYN retransmits %d  SYN-ACK retransmits %d  resets %d  lost %d   ",
+				kdrops := ""
+				if an.Kernel().Active() {
+					t := an.Kernel().Totals()
+					n := t.DropsOther
+					for _, r := range t.Drops {
+						n += r.Count
+					}
+					kdrops = fmt.Sprintf("  kernel drops %d", n)
+				}
+				fmt.Fprintf(cfg.stderr, "\r%s  %6.1f attempts/s  unanswered %d  SYN retransmits %d  SYN-ACK retransmits %d  resets %d%s  lost %d   ",
 					time.Now().Format("15:04:05"), float64(s.Attempts-last.Attempts)/dt, s.Outcomes[analyze.OutcomeUnanswered],
-					s.SynRetransmits, s.SynAckRetransmits, s.ResetsByClient+s.ResetsByServer, kernelLost(name, src.Stats())+queueLost.Load())
+					s.SynRetransmits, s.SynAckRetransmits, s.ResetsByClient+s.ResetsByServer, kdrops, kernelLost(name, src.Stats())+queueLost.Load())
 				last, lastAt = *s, time.Now()
 			}
 		}
