@@ -51,7 +51,7 @@ const liveUsage = `Usage: synscope live -i IFACE [flags]
 Capture on a live interface and analyse as read does: the same verdicts,
 incidents and report, at the end of --duration, Ctrl-C or SIGTERM. On a
 terminal a status line every few seconds shows attempts/s, unanswered SYNs,
-retransmits, resets and lost events.
+retransmits, resets, the kernel's drops and lost events.
 
 Engines (--engine): ebpf (a TC program passes only handshake packets, FIN,
 RST, ICMP errors, the first data packet and pure ACK each way), afpacket (AF_PACKET
