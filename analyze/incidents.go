@@ -90,7 +90,6 @@ type Incident struct {
 	clients clientSet
 	delays  sample
 	order   uint64 // first attempt id, for stable sorting
-	probes  []int64
 	// Kernel is what the watched host's kernel said about the attempts
 	// (nil without kernel evidence); its findings come from Kernel.Conclude.
 	Kernel *IncidentKernel

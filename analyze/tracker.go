@@ -122,9 +122,6 @@ func compareEndpoint(a *[16]byte, pa uint16, b *[16]byte, pb uint16) int {
 	return 0
 }
 
-// seqGE compares sequence numbers modulo 2^32 (RFC 1982).
-func seqGE(a, b uint32) bool { return int32(a-b) >= 0 }
-
 // seqInWindow reports whether ack acknowledges at least want and not
 // implausibly far beyond it.
 func seqInWindow(ack, want uint32) bool { return ack-want < maxSeqWindow }

@@ -320,18 +320,7 @@ func (k *KernelEvents) Netns() uint32 { return k.netns }
 // os.ErrDeadlineExceeded.
 func (k *KernelEvents) Read(e *kevent.Event) error {
 	for {
-		// The program wakes the reader only for batches: wait in short
-		// slices, so that a lone event is picked up within lonePoll.
-		wait := time.Now().Add(lonePoll)
-		if !k.deadline.IsZero() && k.deadline.Before(wait) {
-			wait = k.deadline
-		}
-		k.reader.SetDeadline(wait)
-		err := k.reader.ReadInto(&k.raw)
-		if errors.Is(err, os.ErrDeadlineExceeded) && (k.deadline.IsZero() || time.Now().Before(k.deadline)) {
-			continue
-		}
-		if err != nil {
+		if err := readBatched(k.reader, &k.raw, k.deadline); err != nil {
 			return err
 		}
 		if len(k.raw.RawSample) < keventLen {

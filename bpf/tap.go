@@ -435,19 +435,7 @@ func clockOffset() int64 {
 // os.ErrClosed; after a SetDeadline expiry one wrapping os.ErrDeadlineExceeded.
 func (t *Tap) Read(rec *Record) error {
 	for {
-		// The program wakes the reader only when a batch has piled up
-		// (a wakeup per event costs a syscall per event), so wait in short
-		// slices: a lone event is picked up within lonePoll.
-		wait := time.Now().Add(lonePoll)
-		if !t.deadline.IsZero() && t.deadline.Before(wait) {
-			wait = t.deadline
-		}
-		t.reader.SetDeadline(wait)
-		err := t.reader.ReadInto(&rec.raw)
-		if errors.Is(err, os.ErrDeadlineExceeded) && (t.deadline.IsZero() || time.Now().Before(t.deadline)) {
-			continue
-		}
-		if err != nil {
+		if err := readBatched(t.reader, &rec.raw, t.deadline); err != nil {
 			return err
 		}
 		s := rec.raw.RawSample
@@ -517,4 +505,23 @@ func (t *Tap) Close() error {
 	}
 	errs = append(errs, t.objs.Close())
 	return errors.Join(errs...)
+}
+
+// readBatched reads the next record of a ring buffer whose program wakes
+// the reader only when a batch has piled up (a wakeup per event costs a
+// syscall per event): it waits in slices of lonePoll, so a lone record is
+// picked up within that, until the caller's deadline (zero: none).
+func readBatched(r *ringbuf.Reader, rec *ringbuf.Record, deadline time.Time) error {
+	for {
+		wait := time.Now().Add(lonePoll)
+		if !deadline.IsZero() && deadline.Before(wait) {
+			wait = deadline
+		}
+		r.SetDeadline(wait)
+		err := r.ReadInto(rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) && (deadline.IsZero() || time.Now().Before(deadline)) {
+			continue
+		}
+		return err
+	}
 }

@@ -297,23 +297,16 @@ func kernelLines(ik *IncidentKernel) []string {
 		l("resets: %s sent, %s received, on %s attempt(s)%s", num(ik.ResetsSent), num(ik.ResetsReceived), num(ik.AttemptsWithReset), reasonText(ik.ResetReasons))
 	}
 	if ik.SampleBefore != "" {
-		var moved []string
-		for _, c := range ik.Counters {
-			moved = append(moved, fmt.Sprintf("%s %+d", c.Name, c.Delta))
+		moved := movedText(ik.Counters)
+		if moved == "" {
+			moved = "none of the watched counters"
 		}
-		if len(moved) == 0 {
-			moved = []string{"none of the watched counters"}
-		}
-		l("counters from %s to %s: %s", shortTime(ik.SampleBefore), shortTime(ik.SampleAfter), strings.Join(moved, ", "))
+		l("counters from %s to %s: %s", shortTime(ik.SampleBefore), shortTime(ik.SampleAfter), moved)
 	} else {
 		l("counters: no samples around the incident")
 	}
 	if x := ik.Listener; x != nil {
-		full := ""
-		if x.Full {
-			full = " (full)"
-		}
-		l("listener %s: backlog %d, up to %d waiting to be accepted%s", x.Addr, x.Backlog, x.Queue, full)
+		l("listener %s: backlog %d, up to %d waiting to be accepted%s", x.Addr, x.Backlog, x.Queue, fullText(x))
 	}
 	if len(ik.Sysctls) > 0 {
 		keys := make([]string, 0, len(ik.Sysctls))
@@ -398,19 +391,12 @@ func kernelSummaryLines(k *Kernel) []string {
 			l("TCP drops with other reasons: %s", num(k.DropsOther))
 		}
 		l("SYN-ACK retransmits: %s; resets sent: %s, received: %s%s", num(k.SynackRetransmits), num(k.ResetsSent), num(k.ResetsReceived), reasonText(k.ResetReasons))
-		if len(k.Counters) > 0 {
-			var moved []string
-			for _, c := range k.Counters {
-				moved = append(moved, fmt.Sprintf("%s %+d", c.Name, c.Delta))
-			}
-			l("counters moved: %s", strings.Join(moved, ", "))
+		if moved := movedText(k.Counters); moved != "" {
+			l("counters moved: %s", moved)
 		}
-		for _, x := range k.Listeners {
-			full := ""
-			if x.Full {
-				full = " (full)"
-			}
-			l("listener %s: backlog %d, %d waiting at the end%s", x.Addr, x.Backlog, x.Queue, full)
+		for i := range k.Listeners {
+			x := &k.Listeners[i]
+			l("listener %s: backlog %d, %d waiting at the end%s", x.Addr, x.Backlog, x.Queue, fullText(x))
 		}
 		if k.Conntrack != nil {
 			l("conntrack: %d of %d entries", k.Conntrack.Count, k.Conntrack.Max)
@@ -440,4 +426,20 @@ func writeKernelText(w io.Writer, title string, lines []string, indent string) {
 	for _, s := range lines {
 		fmt.Fprintf(w, "%s  - %s\n", indent, s)
 	}
+}
+
+// movedText lists counters that moved ("TcpExt.ListenOverflows +3, ...").
+func movedText(cs []CounterDelta) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s %+d", c.Name, c.Delta)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fullText(l *Listener) string {
+	if l.Full {
+		return " (full)"
+	}
+	return ""
 }

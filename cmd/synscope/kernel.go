@@ -126,11 +126,14 @@ func (kf *kernelFeed) describe(w io.Writer, netns string) {
 	}
 }
 
-// pumpSource copies a source's records into the queue until it ends,
-// counting what found the queue full. The queue is shared with the engine.
-func pumpSource(src capture.Source, queue chan<- livePacket, lost func()) error {
+// pumpSource copies a source's records into the queue until it ends (nil
+// at io.EOF), counting what found the queue full; the engine and the
+// kernel evidence sources share the queue. While the file hold names exists
+// (test only: --test-hold-capture) the source is not read.
+func pumpSource(src capture.Source, hold string, queue chan<- livePacket, lost func()) error {
 	var p capture.Packet
 	for {
+		holdWhile(hold)
 		if err := src.Next(&p); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil

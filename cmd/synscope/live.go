@@ -234,7 +234,7 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 		producers.Add(1)
 		go func() {
 			defer producers.Done()
-			if err := pumpSource(ks, queue, func() { queueLost.Add(1) }); err != nil {
+			if err := pumpSource(ks, "", queue, func() { queueLost.Add(1) }); err != nil {
 				fmt.Fprintf(cfg.stderr, "synscope: kernel evidence (%s) stopped: %v\n", ks.Info().Format, err)
 			}
 		}()
@@ -247,22 +247,8 @@ func runLive(ctx context.Context, cfg *liveConfig) error {
 	go func() {
 		defer producers.Done()
 		defer kf.stop()
-		var p capture.Packet
-		for {
-			holdWhile(cfg.holdCapture)
-			if err := src.Next(&p); err != nil {
-				if err != io.EOF {
-					readErr = err // the interface went away, or the engine failed
-				}
-				return
-			}
-			lp := livePacket{data: append([]byte(nil), p.Data...), time: p.Time, origLen: p.OrigLen, link: p.LinkType}
-			select {
-			case queue <- lp:
-			default:
-				queueLost.Add(1)
-			}
-		}
+		// An error other than the end: the interface went away, or the engine failed.
+		readErr = pumpSource(src, cfg.holdCapture, queue, func() { queueLost.Add(1) })
 	}()
 
 	tick := time.NewTicker(cfg.status)

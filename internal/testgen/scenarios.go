@@ -365,7 +365,7 @@ func portReuse() *Capture {
 	b.Expect(Established, "connection 2, new ISN on the same 4-tuple, closed by RST")
 
 	d := c.Conn(cli, srv, 1500000000, 3900000000)
-	t = web(d, t+sec(1), rtt, "/three", 200, "client")
+	web(d, t+sec(1), rtt, "/three", 200, "client")
 	d.Expect(Established, "connection 3 reuses connection 2's ISN after its RST: a new attempt")
 	return c
 }
