@@ -3,6 +3,7 @@ package analyze
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sort"
@@ -96,6 +97,8 @@ type Incident struct {
 
 	// Reported: a live run has already streamed it as closed.
 	Reported bool
+
+	latest int32 // 1 + the index of the latest sample, 0 when not known
 }
 
 // TSFinding is the timestamp-option finding for one server endpoint.
@@ -148,12 +151,7 @@ func (c *clientSet) hll(a netip.Addr) {
 	h := addrHash(a)
 	i := h >> 54
 	w := h<<10 | 1<<9
-	rank := uint8(1)
-	for w&(1<<63) == 0 {
-		rank++
-		w <<= 1
-	}
-	if rank > c.regs[i] {
+	if rank := uint8(bits.LeadingZeros64(w) + 1); rank > c.regs[i] {
 		c.regs[i] = rank
 	}
 }
@@ -408,11 +406,22 @@ type prober struct {
 const proberStarts = 4096
 
 type serverStats struct {
-	buckets     map[int64]uint64 // attempts per minute
-	first, last int64            // first and last attempt start
+	buckets     map[int64]uint64 // attempts per minute, but for the latest minute's
+	curMinute   int64            // the latest minute counted, not yet in buckets
+	curN        uint64
+	first, last int64 // first and last attempt start
 	ts          TSFinding
 	tsClients   clientSet  // clients offering the timestamp option
 	tsSamples   []*Attempt // attempts whose offered timestamps were declined
+}
+
+// attempts returns the attempts counted in minute m.
+func (ss *serverStats) attempts(m int64) uint64 {
+	n := ss.buckets[m]
+	if m == ss.curMinute {
+		n += ss.curN
+	}
+	return n
 }
 
 // Incidents accumulates finished attempts into incidents.
@@ -570,7 +579,14 @@ func (x *Incidents) count(a *Attempt) (kept bool) {
 		}
 	}
 	if ss != nil {
-		ss.buckets[a.Start/int64(time.Minute)]++
+		if m := a.Start / int64(time.Minute); m == ss.curMinute && ss.curN > 0 {
+			ss.curN++
+		} else {
+			if ss.curN > 0 {
+				ss.buckets[ss.curMinute] += ss.curN
+			}
+			ss.curMinute, ss.curN = m, 1
+		}
 		if ss.first == 0 || a.Start < ss.first {
 			ss.first = a.Start
 		}
@@ -736,15 +752,20 @@ func (x *Incidents) sample(inc *Incident, a *Attempt) bool {
 		return true
 	}
 	// Replace the latest sample if a starts before it.
-	j := 0
-	for i, s := range inc.Samples {
-		if attemptAfter(s, inc.Samples[j]) {
-			j = i
+	j := int(inc.latest) - 1
+	if j < 0 {
+		j = 0
+		for i, s := range inc.Samples {
+			if attemptAfter(s, inc.Samples[j]) {
+				j = i
+			}
 		}
+		inc.latest = int32(j + 1)
 	}
 	inc.SamplesOmitted++
 	if attemptAfter(inc.Samples[j], a) {
 		inc.Samples[j] = a
+		inc.latest = 0
 		return true
 	}
 	return false
@@ -811,10 +832,11 @@ func (x *Incidents) Closed(now int64, settle time.Duration) []*Incident {
 			inc.DelayP50, inc.DelayMax = inc.delays.quantile(0.5), inc.delays.max
 			inc.Samples = slices.Clone(inc.Samples)
 			sort.Slice(inc.Samples, func(i, j int) bool { return attemptAfter(inc.Samples[j], inc.Samples[i]) })
+			inc.latest = 0
 			if ss := x.servers[inc.Server]; ss != nil {
 				inc.ServerAttempts = 0
 				for m := inc.Start / int64(time.Minute); m <= inc.End/int64(time.Minute); m++ {
-					inc.ServerAttempts += ss.buckets[m]
+					inc.ServerAttempts += ss.attempts(m)
 				}
 			}
 			inc.ServerAttempts = max(inc.ServerAttempts, inc.Attempts)
@@ -888,9 +910,10 @@ func (x *Incidents) Finish(sum *Summary) *Result {
 		inc.Clients = min(inc.clients.count(), inc.Attempts) // the estimate may overshoot
 		inc.DelayP50, inc.DelayMax = inc.delays.quantile(0.5), inc.delays.max
 		sort.Slice(inc.Samples, func(i, j int) bool { return attemptAfter(inc.Samples[j], inc.Samples[i]) })
+		inc.latest = 0
 		if ss := x.servers[inc.Server]; ss != nil {
 			for m := inc.Start / int64(time.Minute); m <= inc.End/int64(time.Minute); m++ {
-				inc.ServerAttempts += ss.buckets[m]
+				inc.ServerAttempts += ss.attempts(m)
 			}
 		}
 		inc.ServerAttempts = max(inc.ServerAttempts, inc.Attempts)
