@@ -23,10 +23,10 @@ type embryo struct {
 	// The first cache line (records are 192 bytes, in page-aligned chunks)
 	// holds what the tracker reads of an embryo it drops or expires; the
 	// rest is read by whoever builds its attempt.
-	key        flowKey // with its VLAN tags
-	hash       uint32  // keyHash of the untagged key
-	prev, next int32   // LRU list; -1 ends it
-	last       int64   // latest SYN (capture time)
+	key  flowKey // with its VLAN tags
+	hash uint32  // keyHash of the untagged key
+	last int64   // latest SYN (capture time)
+	qpos uint64  // its place in the LRU queue (embryos.q); gone when not in the table
 
 	id    uint64
 	times [embryoSyns]int64
@@ -53,15 +53,28 @@ func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Nu
 // delete per SYN) leaves no tombstones behind. The index is keyed by the
 // untagged 4-tuple, so an answer arriving with other VLAN tags still finds
 // its SYN; each record keeps its full key.
+//
+// The records are kept in least recently used order by a queue of slab
+// indices: a record renewed or taken out leaves its old entry behind, stale
+// (the record's qpos no longer names it), to be skipped at the front. The
+// oldest records are then an array walk away, not a chase through the
+// records: a flood evicts one at every SYN, and the next ones are fetched
+// ahead. A full queue is compacted when half of it or more is stale, and
+// doubled otherwise, so it stays under four entries per record (or 1,024).
 type embryos struct {
-	slots      []uint64 // 0 empty; else hash<<32 | slab index+1
-	n          int
-	chunks     [][]embryo
-	nslab      int32
-	free       []int32
-	head, tail int32
-	max        int
+	slots  []uint64 // 0 empty; else hash<<32 | slab index+1
+	n      int
+	chunks [][]embryo
+	nslab  int32
+	free   slabQueue
+	q      []int32 // ring of slab indices; power-of-two length
+	qhead  uint64  // position of the front entry (q[qhead&mask])
+	qtail  uint64  // one past the last entry
+	max    int
 }
+
+// gone is the qpos of a record that is not in the table.
+const gone = ^uint64(0)
 
 const (
 	chunkShift = 12
@@ -69,7 +82,7 @@ const (
 )
 
 func newEmbryos(max int) *embryos {
-	return &embryos{slots: make([]uint64, 1024), head: -1, tail: -1, max: max}
+	return &embryos{slots: make([]uint64, 1024), q: make([]int32, 1024), max: max}
 }
 
 func (t *embryos) len() int { return t.n }
@@ -144,30 +157,61 @@ func (t *embryos) grow() {
 	}
 }
 
-func (t *embryos) unlink(i int32) {
-	e := t.at(i)
-	if e.prev >= 0 {
-		t.at(e.prev).next = e.next
-	} else {
-		t.head = e.next
+// unlink takes slab index i out of the LRU order (its queue entry is stale
+// from now on).
+func (t *embryos) unlink(i int32) { t.at(i).qpos = gone }
+
+// pushBack puts slab index i at the back of the LRU order.
+func (t *embryos) pushBack(i int32) {
+	if t.qtail-t.qhead == uint64(len(t.q)) {
+		t.makeRoom()
 	}
-	if e.next >= 0 {
-		t.at(e.next).prev = e.prev
-	} else {
-		t.tail = e.prev
-	}
-	e.prev, e.next = -1, -1
+	t.q[t.qtail&uint64(len(t.q)-1)] = i
+	t.at(i).qpos = t.qtail
+	t.qtail++
 }
 
-func (t *embryos) pushBack(i int32) {
-	e := t.at(i)
-	e.prev, e.next = t.tail, -1
-	if t.tail >= 0 {
-		t.at(t.tail).next = i
-	} else {
-		t.head = i
+// makeRoom is for a full queue: it drops the stale entries when they are
+// at least half of it, and doubles it otherwise.
+func (t *embryos) makeRoom() {
+	old, mask := t.q, uint64(len(t.q)-1)
+	size := len(old)
+	if 2*t.n > size {
+		size *= 2
 	}
-	t.tail = i
+	t.q = make([]int32, size)
+	var n uint64
+	for p := t.qhead; p != t.qtail; p++ {
+		i := old[p&mask]
+		if e := t.at(i); e.qpos == p {
+			t.q[n] = i
+			e.qpos = n
+			n++
+		}
+	}
+	t.qhead, t.qtail = 0, n
+}
+
+// head returns the slab index of the least recently used record, or -1,
+// dropping the stale entries in front of it.
+func (t *embryos) head() int32 {
+	mask := uint64(len(t.q) - 1)
+	for ; t.qhead != t.qtail; t.qhead++ {
+		i := t.q[t.qhead&mask]
+		if t.at(i).qpos == t.qhead {
+			return i
+		}
+	}
+	return -1
+}
+
+// ahead returns the slab index n entries behind the front of the queue
+// (stale or not), or -1: what to fetch before it is needed.
+func (t *embryos) ahead(n uint64) int32 {
+	if t.qtail-t.qhead <= n {
+		return -1
+	}
+	return t.q[(t.qhead+n)&uint64(len(t.q)-1)]
 }
 
 // alloc returns a free slot for k (not in the table; h its keyHash),
@@ -177,9 +221,8 @@ func (t *embryos) alloc(k *flowKey, h uint32) int32 {
 		t.grow()
 	}
 	var i int32
-	if n := len(t.free); n > 0 {
-		i = t.free[n-1]
-		t.free = t.free[:n-1]
+	if t.free.len() > 0 {
+		i = t.free.pop()
 	} else {
 		if int(t.nslab)>>chunkShift == len(t.chunks) {
 			t.chunks = append(t.chunks, make([]embryo, chunkSize))
@@ -189,7 +232,7 @@ func (t *embryos) alloc(k *flowKey, h uint32) int32 {
 	}
 	slot, _, _ := t.find(k, h)
 	e := t.at(i)
-	*e = embryo{prev: -1, next: -1, hash: h}
+	*e = embryo{hash: h}
 	e.key = *k
 	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
 	t.n++
@@ -201,7 +244,41 @@ func (t *embryos) alloc(k *flowKey, h uint32) int32 {
 // later entries of the probe run back (no tombstones).
 func (t *embryos) remove(i int32) {
 	t.drop(i)
-	t.free = append(t.free, i)
+	t.free.push(i)
+}
+
+// slabQueue holds free slab indices first in, first out: in a flood, the
+// records are then written, evicted and built again in slab order.
+type slabQueue struct {
+	q    []int32
+	head int
+}
+
+func (s *slabQueue) len() int { return len(s.q) - s.head }
+
+func (s *slabQueue) push(i int32) {
+	if s.head > 0 && len(s.q) == cap(s.q) && 2*s.head >= len(s.q) {
+		n := copy(s.q, s.q[s.head:])
+		s.q, s.head = s.q[:n], 0
+	}
+	s.q = append(s.q, i)
+}
+
+func (s *slabQueue) pop() int32 {
+	i := s.q[s.head]
+	s.head++
+	if s.head == len(s.q) {
+		s.q, s.head = s.q[:0], 0
+	}
+	return i
+}
+
+// peek returns the index pop would return n pops from now, or -1.
+func (s *slabQueue) peek(n int) int32 {
+	if s.head+n >= len(s.q) {
+		return -1
+	}
+	return s.q[s.head+n]
 }
 
 // drop takes slab index i out of the table without freeing it: its record
@@ -245,7 +322,7 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 	if !ok {
 		if et.len() >= et.max {
 			t.sum.Evicted++
-			t.finishEmbryo(et.head, true)
+			t.finishEmbryo(et.head(), true)
 		}
 		i = et.alloc(k, h)
 		e := et.at(i)
@@ -253,6 +330,13 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 		e.id = t.sum.Attempts
 		e.dir, e.isn, e.data = dir, d.Seq, d.PayloadLen
 		e.add(d, ts, ref)
+		if j := et.free.peek(4); j >= 0 {
+			// A record written four SYNs from now: ask for its lines.
+			r := uintptr(unsafe.Pointer(et.at(j)))
+			prefetchw(r)
+			prefetchw(r + 64)
+			prefetchw(r + 128)
+		}
 		return true
 	}
 	e := et.at(i)
@@ -328,14 +412,15 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		et.remove(i)
 		t.finishAttempt(f, t.now)
 	}
-	if evicted && et.head >= 0 {
-		// A flood evicts the head at every SYN: fetch the index slot of
-		// the next one evicted (its record was fetched last time), and
-		// the record of the one after it.
-		h := et.at(et.head)
-		prefetch(uintptr(unsafe.Pointer(&et.slots[int(h.hash)&(len(et.slots)-1)])))
-		if h.next >= 0 {
-			prefetch(uintptr(unsafe.Pointer(et.at(h.next)))) // its first line
+	if evicted {
+		// A flood evicts the front at every SYN: fetch the record of the
+		// one evicted eight SYNs from now, and the index slot of the one
+		// after next (its record was fetched six SYNs ago).
+		if j := et.ahead(8); j >= 0 {
+			prefetch(uintptr(unsafe.Pointer(et.at(j))))
+		}
+		if j := et.ahead(2); j >= 0 {
+			prefetch(uintptr(unsafe.Pointer(&et.slots[int(et.at(j).hash)&(len(et.slots)-1)])))
 		}
 	}
 }
@@ -397,7 +482,7 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 // oldest is at the head.
 func (t *Tracker) expireEmbryos() {
 	et := t.embryos
-	for et.head >= 0 && t.now-et.at(et.head).last > t.idle[listHandshake] {
-		t.finishEmbryo(et.head, false)
+	for i := et.head(); i >= 0 && t.now-et.at(i).last > t.idle[listHandshake]; i = et.head() {
+		t.finishEmbryo(i, false)
 	}
 }

@@ -303,7 +303,7 @@ func (em *emitter) stop(t *Tracker) {
 		b := <-em.free
 		for i := range b {
 			if b[i].e != nil {
-				t.embryos.free = append(t.embryos.free, b[i].slab)
+				t.embryos.free.push(b[i].slab)
 			}
 		}
 	}
@@ -374,7 +374,7 @@ func (em *emitter) send(et *embryos) {
 	b := <-em.free
 	for i := range b {
 		if b[i].e != nil {
-			et.free = append(et.free, b[i].slab)
+			et.free.push(b[i].slab)
 		}
 	}
 	clear(b)

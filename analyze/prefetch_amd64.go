@@ -5,3 +5,9 @@ package analyze
 //
 //go:noescape
 func prefetch(addr uintptr)
+
+// prefetchw asks the CPU for the cache line at addr in a state it can write
+// (PREFETCHW), without waiting for it.
+//
+//go:noescape
+func prefetchw(addr uintptr)

@@ -3,3 +3,5 @@
 package analyze
 
 func prefetch(addr uintptr) {}
+
+func prefetchw(addr uintptr) {}

@@ -509,8 +509,8 @@ func (t *Tracker) Flush(end int64) {
 			t.finishFlow(t.lists[i].head, false)
 		}
 	}
-	for t.embryos.head >= 0 {
-		t.finishEmbryo(t.embryos.head, false)
+	for i := t.embryos.head(); i >= 0; i = t.embryos.head() {
+		t.finishEmbryo(i, false)
 	}
 }
 

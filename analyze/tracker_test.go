@@ -207,6 +207,68 @@ func TestEmbryoIndexChurn(t *testing.T) {
 	}
 }
 
+// The LRU queue (lazy deletion, compaction) gives the records in the order
+// of their last insertion or renewal, as a plain list does, under churn of
+// inserts, renewals and removals, and stays within its bound.
+func TestEmbryoLRUOrder(t *testing.T) {
+	et := newEmbryos(1 << 20)
+	var order []flowKey // the model: least recently used first
+	in := map[flowKey]int32{}
+	r := rand.New(rand.NewPCG(3, 5))
+	key := func(n uint32) flowKey {
+		var k flowKey
+		k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
+		k.b[0], k.pa, k.pb = 192, uint16(n), 80
+		return k
+	}
+	drop := func(k flowKey) {
+		for j := range order {
+			if order[j] == k {
+				order = append(order[:j], order[j+1:]...)
+				return
+			}
+		}
+	}
+	for step := 0; step < 60000; step++ {
+		k := key(r.Uint32N(3000))
+		i, ok := in[k]
+		switch {
+		case !ok:
+			in[k] = et.alloc(&k, keyHash(&k))
+			order = append(order, k)
+		case r.IntN(2) == 0: // a retransmit renews it
+			et.unlink(i)
+			et.pushBack(i)
+			drop(k)
+			order = append(order, k)
+		default: // answered, or evicted from the front
+			if r.IntN(4) == 0 {
+				i = et.head()
+				k = et.at(i).key
+				if k != order[0] {
+					t.Fatalf("step %d: head %v, want %v", step, k, order[0])
+				}
+			}
+			et.remove(i)
+			delete(in, k)
+			drop(k)
+		}
+		if q := et.qtail - et.qhead; q > uint64(max(4*et.len(), 1024)) {
+			t.Fatalf("step %d: queue of %d entries for %d records", step, q, et.len())
+		}
+	}
+	for _, want := range order {
+		i := et.head()
+		if i < 0 || et.at(i).key != want {
+			t.Fatalf("final order differs")
+		}
+		et.remove(i)
+	}
+	if et.head() >= 0 {
+		t.Fatal("records left")
+	}
+}
+
 // The same with the stale ACK not captured (a live filter that keeps no pure
 // ACKs): the client's RST outside its own sequence space says it was there.
 func TestStaleServerStateACKNotCaptured(t *testing.T) {
