@@ -365,7 +365,8 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
 	n := e.nsyn
 	e.times[n], e.refs[n], e.tsval[n], e.flags[n] = ts, packRef(ref), d.Opts.TSval, d.Flags
-	e.win[n], e.opts[n] = d.Win, d.Opts
+	e.win[n] = d.Win
+	e.opts[n] = d.Opts // not in a tuple assignment (see replayEmbryo)
 	e.nsyn++
 	e.ipid, e.ack = d.IPID, d.Ack
 	e.last = max(e.last, ts)
@@ -443,7 +444,11 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, f.key.v6
 	d.Seq = e.isn
 	for n := 0; n < int(e.nsyn); n++ {
-		d.Flags, d.Win, d.Opts = e.flags[n], e.win[n], e.opts[n]
+		// One by one: a tuple assignment copies the options through a
+		// temporary, and reading that back stalls on store forwarding.
+		d.Flags = e.flags[n]
+		d.Win = e.win[n]
+		d.Opts = e.opts[n]
 		d.PayloadLen, d.PayloadCap = 0, 0
 		if n == 0 {
 			d.PayloadLen, d.PayloadCap = e.data, e.data

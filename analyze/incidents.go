@@ -124,9 +124,18 @@ type clientSet struct {
 }
 
 // addrHash is fixed (no random seed), so estimates are the same on every run.
+// It hashes the 16-byte form; an IPv4 address is put together in registers
+// (copying As16's array stalls on store forwarding, once per attempt).
 func addrHash(a netip.Addr) uint64 {
-	b := a.As16()
-	return mix(binary.LittleEndian.Uint64(b[:8]) ^ mix(binary.LittleEndian.Uint64(b[8:])+0x9e3779b97f4a7c15))
+	var lo, hi uint64
+	if a.Is4() {
+		v := a.As4() // As16 is ::ffff:v
+		hi = 0xffff<<16 | uint64(binary.LittleEndian.Uint32(v[:]))<<32
+	} else {
+		b := a.As16()
+		lo, hi = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	}
+	return mix(lo ^ mix(hi+0x9e3779b97f4a7c15))
 }
 
 func (c *clientSet) add(a netip.Addr) {

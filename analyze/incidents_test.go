@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -94,5 +95,24 @@ func TestSeriesOrderIndependent(t *testing.T) {
 	}
 	if total != 3000 || len(ra.Attempts) > maxBuckets {
 		t.Errorf("series holds %d events in %d buckets", total, len(ra.Attempts))
+	}
+}
+
+// addrHash gives an IPv4 address the hash of its 16-byte form (the
+// estimates of distinct clients must not change with how it is computed).
+func TestAddrHashV4(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 10000; i++ {
+		var v [4]byte
+		binary.LittleEndian.PutUint32(v[:], r.Uint32())
+		a := netip.AddrFrom4(v)
+		b := a.As16()
+		want := mix(binary.LittleEndian.Uint64(b[:8]) ^ mix(binary.LittleEndian.Uint64(b[8:])+0x9e3779b97f4a7c15))
+		if got := addrHash(a); got != want {
+			t.Fatalf("%v: %x, want %x", a, got, want)
+		}
+		if got := addrHash(netip.AddrFrom16(b)); got != want {
+			t.Fatalf("%v in 6: %x, want %x", a, got, want)
+		}
 	}
 }
