@@ -8,12 +8,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/synscope/synscope/report"
 )
@@ -151,4 +154,63 @@ func vlanString(v []uint16) string {
 		s[i] = strconv.Itoa(int(x))
 	}
 	return strings.Join(s, ".")
+}
+
+// Packet numbers in a report are Wireshark's frame numbers, also in a pcapng
+// whose kernel evidence blocks Wireshark shows as frames of their own: the
+// packet a timeline names is, in tshark, the frame with its time and flags.
+func TestPacketNumbersAreWiresharkFrames(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark not installed (make deps installs it)")
+	}
+	t.Chdir(filepath.Join("..", ".."))
+	m, _ := filepath.Glob(filepath.Join("testdata", "pcaps", "lab-kernel-*.pcapng"))
+	if len(m) == 0 {
+		t.Fatal("no lab-kernel captures")
+	}
+	for _, path := range m {
+		out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.number", "-e", "frame.time_epoch", "-e", "tcp.flags").Output()
+		if err != nil {
+			t.Fatalf("tshark %s: %v", path, err)
+		}
+		frames := map[uint64][2]string{} // time, flags
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Split(line, "\t")
+			if len(f) < 3 || f[1] == "" {
+				continue // a custom block: no time
+			}
+			n, _ := strconv.ParseUint(f[0], 10, 64)
+			frames[n] = [2]string{f[1], f[2]}
+		}
+		var r struct {
+			Attempts []struct {
+				Timeline []struct {
+					Time   time.Time `json:"time"`
+					Packet struct {
+						Packet uint64 `json:"packet"`
+					} `json:"packet"`
+				} `json:"timeline"`
+			} `json:"attempts"`
+		}
+		if err := json.Unmarshal(runCapture(t, "--attempts", "--timelines", "--format", "json", path), &r); err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, a := range r.Attempts {
+			for _, ev := range a.Timeline {
+				fr, ok := frames[ev.Packet.Packet]
+				if !ok {
+					t.Fatalf("%s: packet %d is not a packet frame in tshark", path, ev.Packet.Packet)
+				}
+				sec, _ := strconv.ParseFloat(fr[0], 64)
+				if d := sec - float64(ev.Time.UnixNano())/1e9; d > 1e-6 || d < -1e-6 {
+					t.Fatalf("%s: packet %d at %v, tshark's frame at %s", path, ev.Packet.Packet, ev.Time, fr[0])
+				}
+				checked++
+			}
+		}
+		if checked == 0 {
+			t.Fatalf("%s: no timeline packets", path)
+		}
+	}
 }

@@ -64,7 +64,8 @@ kernel's BTF), SYN-ACK retransmits and resets sent and received; its
 counters, handshake sysctls and listeners' accept queues are sampled. Each
 incident says what the kernel saw and why its SYNs went unanswered where the
 kernel knows (a firewall drop, a full accept queue, PAWS, ...). --write keeps
-it in the pcapng as custom blocks that tcpdump and Wireshark skip.
+it in the pcapng as custom blocks (tcpdump skips them; Wireshark shows them
+as frames of their own, numbered as synscope numbers them).
 
 Flags:
 `

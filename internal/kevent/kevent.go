@@ -7,8 +7,9 @@
 // beside the packets, so it shares their clock and order and reaches the
 // analyzer through the same path. `live --write` saves each record in the
 // pcapng as a Custom Block (type 0x00000BAD, PEN, then CustomData), which
-// tcpdump and Wireshark skip, so the file stays a plain packet capture to
-// them while an offline re-read keeps the evidence. Every record starts with
+// tcpdump skips and Wireshark shows as a frame of its own (numbered, as
+// synscope numbers it), so the file stays a plain packet capture to them
+// while an offline re-read keeps the evidence. Every record starts with
 // Magic and a version, so frames of another program's LINKTYPE_USER0 (or
 // another tool's custom blocks) are never mistaken for ours.
 //
