@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 )
 
@@ -101,22 +102,28 @@ type Options struct {
 // Decoded is one frame decoded down to the innermost TCP header or ICMP error.
 // It holds no pointers into the frame, so it stays valid after the frame's
 // buffer is reused.
+//
+// Its fields are laid out to leave no padding: the parallel reader moves a
+// Decoded per packet from the decoding core to the tracking one, and with
+// what it adds a packet is 128 bytes, two cache lines.
 type Decoded struct {
-	Kind  Kind
-	IPv6  bool
-	NVLAN uint8     // VLAN tags seen (outermost first); only the first two are kept
-	VLAN  [2]uint16 // VLAN ids, the key's VLAN part
-	TTL   uint8
-	Proto uint8 // final IP protocol number
-	Flags uint8
-	IPID  uint32 // IPv4 identification (IPv6: 0)
-	Src   [16]byte
-	Dst   [16]byte
-	SPort uint16
-	DPort uint16
-	Seq   uint32
-	Ack   uint32
-	Win   uint16
+	Kind     Kind
+	IPv6     bool
+	NVLAN    uint8     // VLAN tags seen (outermost first); only the first two are kept
+	ICMPType uint8     // ICMP errors: the type (see ICMPFrom)
+	VLAN     [2]uint16 // VLAN ids, the key's VLAN part
+	TTL      uint8
+	Proto    uint8 // final IP protocol number
+	Flags    uint8
+	ICMPCode uint8  // ICMP errors: the code
+	IPID     uint32 // IPv4 identification (IPv6: 0)
+	Src      [16]byte
+	Dst      [16]byte
+	SPort    uint16
+	DPort    uint16
+	Seq      uint32
+	Ack      uint32
+	Win      uint16
 	// PayloadLen is the TCP payload length on the wire, from the IP length
 	// fields (so it is right even when the snap length cut the payload).
 	PayloadLen uint32
@@ -125,15 +132,16 @@ type Decoded struct {
 	PayloadCap uint32
 	Opts       Options
 
-	// ICMP errors: the type and code; the quoted segment's addresses, ports and
-	// sequence number are in Src/Dst/SPort/DPort/Seq as the original sender
-	// wrote them (so Src is the host that sent the quoted SYN).
-	ICMPType, ICMPCode uint8
-	ICMPFrom           [16]byte // the router or host that sent the ICMP error
+	// ICMP errors: the type and code (above) and the router or host that
+	// sent the error; the quoted segment's addresses, ports and sequence
+	// number are in Src/Dst/SPort/DPort/Seq as the original sender wrote
+	// them (so Src is the host that sent the quoted SYN).
+	ICMPFrom [16]byte
 
 	// Offsets of the innermost IP and TCP (or ICMP) headers in the frame, for
-	// filter expressions that index into them.
-	L3Off, L4Off int
+	// filter expressions that index into them. Headers that start beyond
+	// 65,535 bytes make the frame KindMalformed.
+	L3Off, L4Off uint16
 }
 
 // SrcAddr and DstAddr convert the fixed arrays to netip addresses.
@@ -451,7 +459,10 @@ func (dc *decoder) ipv4(off int) Kind {
 	d.TTL = b[off+8]
 	proto := b[off+9]
 	d.Proto = proto
-	d.L3Off = off
+	if off > math.MaxUint16 {
+		return KindMalformed
+	}
+	d.L3Off = uint16(off)
 	frag := binary.BigEndian.Uint16(b[off+6:])
 	if frag&0x3fff != 0 { // MF set or a non-zero offset
 		return KindFragment
@@ -473,7 +484,10 @@ func (dc *decoder) ipv6(off int) Kind {
 	copy(d.Dst[:], b[off+24:off+40])
 	d.IPID = 0
 	d.TTL = b[off+7]
-	d.L3Off = off
+	if off > math.MaxUint16 {
+		return KindMalformed
+	}
+	d.L3Off = uint16(off)
 	plen := int(binary.BigEndian.Uint16(b[off+4:]))
 	if r := dc.reported(off + 40); plen == 0 || plen > r { // jumbogram or TSO
 		plen = r
@@ -621,7 +635,10 @@ func (dc *decoder) gre(off int) Kind {
 func (dc *decoder) tcp(off, l4len int) Kind {
 	b := dc.frame
 	d := dc.d
-	d.L4Off = off
+	if off > math.MaxUint16 {
+		return KindMalformed
+	}
+	d.L4Off = uint16(off)
 	// Ports, sequence, acknowledgment and flags live in the first 14 bytes;
 	// a snap length that cuts later fields still tells us those.
 	if len(b) < off+14 {
@@ -762,12 +779,12 @@ func (dc *decoder) icmp(off int, v6 bool) Kind {
 	default:
 		return KindOther
 	}
-	if len(b) < tcpOff+8 {
+	if len(b) < tcpOff+8 || off > math.MaxUint16 {
 		return KindOther
 	}
 	d.ICMPType, d.ICMPCode = typ, code
 	d.ICMPFrom = d.Src
-	d.L4Off = off
+	d.L4Off = uint16(off)
 	d.IPv6 = qv6
 	d.Src, d.Dst = src, dst
 	d.SPort = binary.BigEndian.Uint16(b[tcpOff:])

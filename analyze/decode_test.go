@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"testing"
+	"unsafe"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -227,4 +228,12 @@ func BenchmarkDecode(b *testing.B) {
 		Decode(LinkEthernet, f, len(f), &d)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+// A decoded packet in a batch is two cache lines: it crosses from the
+// decoding core to the tracking one for every packet of a parallel read.
+func TestDecodedSize(t *testing.T) {
+	if n := unsafe.Sizeof(decoded{}); n != 128 {
+		t.Errorf("decoded is %d bytes, want 128", n)
+	}
 }

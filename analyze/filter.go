@@ -1775,8 +1775,8 @@ func (c *pktCtx) init(d *Decoded, frame []byte, wire int) {
 	if d.L3Off == 0 && d.Src == [16]byte{} && d.Dst == [16]byte{} && d.Proto == 0 && d.TTL == 0 && !d.IPv6 {
 		return
 	}
-	l3 := d.L3Off
-	if l3 < 0 || l3 >= len(frame) {
+	l3 := int(d.L3Off)
+	if l3 >= len(frame) {
 		return
 	}
 	switch frame[l3] >> 4 {
@@ -1805,7 +1805,7 @@ func (c *pktCtx) l4Off() (int, bool) {
 		case famV6:
 			switch c.d.Kind {
 			case KindTCP, KindICMPUnreach:
-				c.l4, c.l4State = c.d.L4Off, 1
+				c.l4, c.l4State = int(c.d.L4Off), 1
 			case KindFragment:
 			default:
 				if off, ok := ip6Payload(b, c.l3); ok {

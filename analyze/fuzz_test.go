@@ -24,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode returned %d, d.Kind %d", k, d.Kind)
 		}
 		if k == KindTCP || k == KindICMPUnreach {
-			if d.L4Off < 0 || d.L4Off > len(data) || d.L3Off > d.L4Off {
+			if int(d.L4Off) > len(data) || d.L3Off > d.L4Off {
 				t.Fatalf("offsets %d/%d out of a %d-byte frame", d.L3Off, d.L4Off, len(data))
 			}
 		}

@@ -31,13 +31,14 @@ const (
 // decoded is a packet decoded for the tracker. It is kept small: a flood
 // moves millions of them from the decoding goroutines to the tracker's.
 type decoded struct {
-	d   Decoded
-	ts  int64
-	num uint32 // a Batch's: the packet's number from the batch's start
+	d  Decoded
+	ts int64
 	// TCP: keyHash of the flow key and the packet's side of that key,
 	// worked out by the decoding goroutine.
 	h   uint32
+	num uint16 // a Batch's: the packet's number from the batch's start
 	dir uint8
+	// 128 bytes in all (TestDecodedSize): keep it so.
 }
 
 // prepare works out what the tracker needs of a decoded packet beyond
@@ -166,12 +167,13 @@ func (b *Batch) Reset() {
 // treats it specially) and link types that are not decoded make the batch
 // irregular, to be read packet by packet. The packets of a batch come from
 // one source, and p.Ref.Num counts from the batch's start (TrackBatch adds
-// where it starts). It does not keep p.Data.
+// where it starts; numbers beyond 65,535 make the batch irregular too). It
+// does not keep p.Data.
 func (an *Analyzer) DecodeInto(b *Batch, p *Packet) {
 	if b.irregular {
 		return
 	}
-	if p.Time == 0 || p.LinkType == kevent.LinkType || p.Ref.Num > math.MaxUint32 || (b.packets > 0 && p.Ref.Source != b.source) {
+	if p.Time == 0 || p.LinkType == kevent.LinkType || p.Ref.Num > math.MaxUint16 || (b.packets > 0 && p.Ref.Source != b.source) {
 		b.irregular = true
 		return
 	}
@@ -211,7 +213,7 @@ func (an *Analyzer) DecodeInto(b *Batch, p *Packet) {
 		b.nonTCP++
 		return
 	}
-	d.ts, d.num = t, uint32(p.Ref.Num)
+	d.ts, d.num = t, uint16(p.Ref.Num)
 	d.prepare()
 	b.e = b.e[:n+1]
 }

@@ -85,3 +85,22 @@ func TestBatchesMatchSerial(t *testing.T) {
 		}
 	}
 }
+
+// A batch whose packet numbers (from its start) do not fit a batch entry is
+// refused, to be read packet by packet, rather than numbered wrong.
+func TestBatchNumbersBeyondEntry(t *testing.T) {
+	pkts := benchStream(t, 2)
+	an := NewAnalyzer(DefaultConfig(), nil, nil)
+	var b Batch
+	for _, last := range []uint64{1 << 16, 1<<16 - 1} {
+		b.Reset()
+		for i := range pkts {
+			p := pkts[i]
+			p.Ref.Num = last - uint64(len(pkts)-1-i)
+			an.DecodeInto(&b, &p)
+		}
+		if got, want := an.Accepts(&b), last < 1<<16; got != want {
+			t.Errorf("numbers up to %d: accepted %v, want %v", last, got, want)
+		}
+	}
+}

@@ -500,7 +500,7 @@ func TestAnonFrame(t *testing.T) {
 		}
 		// Cut after the TCP header: same result in the bytes that are left.
 		if k0 == analyze.KindTCP {
-			end := d0.L4Off + int(c.data[d0.L4Off+12]>>4)*4
+			end := int(d0.L4Off) + int(c.data[d0.L4Off+12]>>4)*4
 			cut := bytes.Clone(c.data[:end])
 			if !a.Frame(c.lt, cut) {
 				t.Errorf("%s: cut frame: Frame = false", c.name)

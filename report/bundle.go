@@ -322,9 +322,9 @@ func bundleHeadersLen(lt uint16, data []byte, origLen int) int {
 	var t int // offset of the TCP header
 	switch analyze.Decode(lt, data, origLen, &d) {
 	case analyze.KindTCP:
-		t = d.L4Off
+		t = int(d.L4Off)
 	case analyze.KindICMPUnreach:
-		q := d.L4Off + 8 // the quoted IP header
+		q := int(d.L4Off) + 8 // the quoted IP header
 		if len(data) <= q {
 			return len(data)
 		}
