@@ -18,30 +18,46 @@ import (
 // client that keeps retransmitting is rare enough to get a full flow).
 const embryoSyns = 2
 
-// embryo is a SYN-only flow in about 150 bytes, with no pointers.
+// embryo is a SYN-only flow in three cache lines, with no pointers.
 type embryo struct {
 	// The first cache line (records are 192 bytes, in page-aligned chunks)
 	// holds what the tracker reads of an embryo it drops or expires; the
-	// rest is read by whoever builds its attempt.
-	key  flowKey // with its VLAN tags
-	hash uint32  // keyHash of the untagged key
-	last int64   // latest SYN (capture time)
-	qpos uint64  // its place in the LRU queue (embryos.q); gone when not in the table
+	// second the rest of an embryo of one SYN, and the third its second
+	// SYN: most embryos (all of a flood's that does not retransmit) are
+	// written and read in two lines.
+	key  flowKey // with its VLAN tags (42 bytes)
+	dir  uint8   // key side of the client
+	nsyn uint8
+	hash uint32 // keyHash of the untagged key
+	last int64  // latest SYN (capture time)
+	qpos uint64 // its place in the LRU queue (embryos.q); gone when not in the table
 
-	id    uint64
-	times [embryoSyns]int64
-	refs  [embryoSyns]uint64 // packed PacketRefs (packRef)
-	isn   uint32
-	data  uint32 // payload on the first SYN (TCP Fast Open)
-	tsval [embryoSyns]uint32
-	ipid  uint32 // the last SYN's, for duplicate detection
-	ack   uint32
-	win   [embryoSyns]uint16
-	flags [embryoSyns]uint8
-	nsyn  uint8
-	dir   uint8 // key side of the client
-	opts  [embryoSyns]Options
-	_     [16]byte
+	id   uint64
+	isn  uint32
+	data uint32 // payload on the first SYN (TCP Fast Open)
+	ipid uint32 // the last SYN's, for duplicate detection
+	ack  uint32
+	syn0 synSlot
+
+	syn1 synSlot // valid when nsyn is 2
+	_    [24]byte
+}
+
+// synSlot is one SYN of an embryo.
+type synSlot struct {
+	time  int64
+	ref   uint64 // packed PacketRef (packRef)
+	opts  Options
+	win   uint16
+	flags uint8
+}
+
+// syn returns the embryo's n-th SYN (0 or 1).
+func (e *embryo) syn(n uint8) *synSlot {
+	if n == 0 {
+		return &e.syn0
+	}
+	return &e.syn1
 }
 
 func packRef(r PacketRef) uint64   { return uint64(uint16(r.Source))<<48 | r.Num&(1<<48-1) }
@@ -232,7 +248,9 @@ func (t *embryos) alloc(k *flowKey, h uint32) int32 {
 	}
 	slot, _, _ := t.find(k, h)
 	e := t.at(i)
-	*e = embryo{hash: h}
+	// The first two lines only: the third is written with a second SYN.
+	*(*[128]byte)(unsafe.Pointer(e)) = [128]byte{}
+	e.hash = h
 	e.key = *k
 	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
 	t.n++
@@ -331,11 +349,11 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 		e.dir, e.isn, e.data = dir, d.Seq, d.PayloadLen
 		e.add(d, ts, ref)
 		if j := et.free.peek(4); j >= 0 {
-			// A record written four SYNs from now: ask for its lines.
+			// A record written four SYNs from now: ask for its first two
+			// lines (the third is for a second SYN).
 			r := uintptr(unsafe.Pointer(et.at(j)))
 			prefetchw(r)
 			prefetchw(r + 64)
-			prefetchw(r + 128)
 		}
 		return true
 	}
@@ -344,7 +362,8 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 		return false // another VLAN, the other side, a new ISN, or too many: the full path decides
 	}
 	n := e.nsyn - 1
-	prev := pktSig{t: e.last, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: e.tsval[n], win: e.win[n], flags: e.flags[n], valid: true}
+	ps := e.syn(n)
+	prev := pktSig{t: e.last, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: ps.opts.TSval, win: ps.win, flags: ps.flags, valid: true}
 	var plen uint32 // the payload counts on the first SYN only
 	if n == 0 {
 		prev.plen = e.data
@@ -363,10 +382,12 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 }
 
 func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
-	n := e.nsyn
-	e.times[n], e.refs[n], e.tsval[n], e.flags[n] = ts, packRef(ref), d.Opts.TSval, d.Flags
-	e.win[n] = d.Win
-	e.opts[n] = d.Opts // not in a tuple assignment (see replayEmbryo)
+	s := e.syn(e.nsyn)
+	s.time = ts
+	s.ref = packRef(ref)
+	s.flags = d.Flags
+	s.win = d.Win
+	s.opts = d.Opts // not in a tuple assignment (see replayEmbryo)
 	e.nsyn++
 	e.ipid, e.ack = d.IPID, d.Ack
 	e.last = max(e.last, ts)
@@ -438,25 +459,26 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 // replayEmbryo makes a, blank, the attempt of embryo e on f (whose key is
 // e's), at time now.
 func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
-	startAttempt(a, f, e.dir, e.times[0], unpackRef(e.refs[0]))
+	startAttempt(a, f, e.dir, e.syn0.time, unpackRef(e.syn0.ref))
 	a.ID = e.id // the embryo was counted when it was made
 	var d Decoded
 	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, f.key.v6
 	d.Seq = e.isn
-	for n := 0; n < int(e.nsyn); n++ {
+	for n := uint8(0); n < e.nsyn; n++ {
+		s := e.syn(n)
 		// One by one: a tuple assignment copies the options through a
 		// temporary, and reading that back stalls on store forwarding.
-		d.Flags = e.flags[n]
-		d.Win = e.win[n]
-		d.Opts = e.opts[n]
+		d.Flags = s.flags
+		d.Win = s.win
+		d.Opts = s.opts
 		d.PayloadLen, d.PayloadCap = 0, 0
 		if n == 0 {
 			d.PayloadLen, d.PayloadCap = e.data, e.data
-			firstSYN(f, a, &d, e.times[0])
+			firstSYN(f, a, &d, s.time)
 		} else {
 			if a.Syns < MaxSynTimes {
-				a.SynTimes[a.Syns] = e.times[n]
-				a.synTSval[a.Syns] = e.tsval[n]
+				a.SynTimes[a.Syns] = s.time
+				a.synTSval[a.Syns] = s.opts.TSval
 			}
 			a.Syns++
 		}
@@ -464,10 +486,10 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 		if n > 0 {
 			note = NoteSYNRetransmit
 		}
-		a.record(Event{Time: e.times[n], Ref: unpackRef(e.refs[n]), Dir: SideClient, Flags: d.Flags, Seq: d.Seq, Len: d.PayloadLen, Win: d.Win, Opts: d.Opts, Note: note})
+		a.record(Event{Time: s.time, Ref: unpackRef(s.ref), Dir: SideClient, Flags: d.Flags, Seq: d.Seq, Len: d.PayloadLen, Win: d.Win, Opts: d.Opts, Note: note})
 		a.PktsClient++
 		if d.PayloadLen > 0 && a.FirstDataClient == 0 {
-			a.FirstDataClient = e.times[n]
+			a.FirstDataClient = s.time
 			a.BytesClient += uint64(d.PayloadLen)
 		}
 		a.zeek.update(a, &d, true, f)
@@ -476,7 +498,8 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	f.lastHS = e.last
 	f.last = now
 	n := e.nsyn - 1
-	f.sig[e.dir][0] = pktSig{t: e.times[n], seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: e.tsval[n], win: e.win[n], flags: e.flags[n], valid: true}
+	ls := e.syn(n)
+	f.sig[e.dir][0] = pktSig{t: ls.time, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: ls.opts.TSval, win: ls.win, flags: ls.flags, valid: true}
 	if n == 0 {
 		f.sig[e.dir][0].plen = e.data
 	}

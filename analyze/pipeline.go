@@ -391,11 +391,11 @@ func (em *emitter) run() {
 			if i+ahead < len(b) {
 				if e := b[i+ahead].e; e != nil {
 					// The record was written long ago by the tracker: fetch
-					// it (all of it is read) while the ones before are built.
+					// it while the ones before are built (its third line
+					// holds a second SYN, rare: read when there is one).
 					r := uintptr(unsafe.Pointer(e))
 					prefetch(r)
 					prefetch(r + 64)
-					prefetch(r + 128)
 				}
 			}
 			x := &b[i]

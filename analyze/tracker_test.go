@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -312,5 +313,22 @@ func TestHandshakeRTTNotFromData(t *testing.T) {
 		if ok != pureACK || (ok && cl != 10*time.Millisecond) {
 			t.Errorf("pure ACK %v: client RTT %v, ok %v", pureACK, cl, ok)
 		}
+	}
+}
+
+// An embryo of one SYN is in the first two cache lines of its record.
+func TestEmbryoLayout(t *testing.T) {
+	var e embryo
+	if n := unsafe.Sizeof(e); n != 192 {
+		t.Errorf("embryo is %d bytes, want 192", n)
+	}
+	if o := unsafe.Offsetof(e.qpos) + unsafe.Sizeof(e.qpos); o > 64 {
+		t.Errorf("the tracker's part ends at %d, beyond the first line", o)
+	}
+	if o := unsafe.Offsetof(e.syn0) + unsafe.Sizeof(e.syn0); o > 128 {
+		t.Errorf("the first SYN ends at %d, beyond the second line", o)
+	}
+	if o := unsafe.Offsetof(e.syn1); o != 128 {
+		t.Errorf("the second SYN starts at %d, not the third line", o)
 	}
 }
