@@ -466,15 +466,16 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	d.Seq = e.isn
 	for n := uint8(0); n < e.nsyn; n++ {
 		s := e.syn(n)
-		// One by one: a tuple assignment copies the options through a
-		// temporary, and reading that back stalls on store forwarding.
-		d.Flags = s.flags
-		d.Win = s.win
-		d.Opts = s.opts
+		// d.Opts stays empty: the options are copied from the record
+		// (copied into d, a 20-byte copy is two overlapping 16-byte
+		// stores, and copying it on from there stalls on store
+		// forwarding). For the same reason the event and the signature
+		// are written in place, field by field.
+		d.Flags, d.Win = s.flags, s.win
 		d.PayloadLen, d.PayloadCap = 0, 0
 		if n == 0 {
 			d.PayloadLen, d.PayloadCap = e.data, e.data
-			firstSYN(f, a, &d, s.time)
+			firstSYNOpts(f, a, &d, &s.opts, s.time)
 		} else {
 			if a.Syns < MaxSynTimes {
 				a.SynTimes[a.Syns] = s.time
@@ -486,7 +487,10 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 		if n > 0 {
 			note = NoteSYNRetransmit
 		}
-		a.record(Event{Time: s.time, Ref: unpackRef(s.ref), Dir: SideClient, Flags: d.Flags, Seq: d.Seq, Len: d.PayloadLen, Win: d.Win, Opts: d.Opts, Note: note})
+		if ev := a.recordNew(); ev != nil {
+			ev.Time, ev.Ref, ev.Dir, ev.Flags, ev.Seq, ev.Len, ev.Win, ev.Note = s.time, unpackRef(s.ref), SideClient, d.Flags, d.Seq, d.PayloadLen, d.Win, note
+			ev.Opts = s.opts
+		}
 		a.PktsClient++
 		if d.PayloadLen > 0 && a.FirstDataClient == 0 {
 			a.FirstDataClient = s.time
@@ -499,9 +503,11 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	f.last = now
 	n := e.nsyn - 1
 	ls := e.syn(n)
-	f.sig[e.dir][0] = pktSig{t: ls.time, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: ls.opts.TSval, win: ls.win, flags: ls.flags, valid: true}
+	sg := &f.sig[e.dir][0]
+	sg.t, sg.seq, sg.ack, sg.ipid, sg.tsval, sg.win, sg.flags, sg.valid = ls.time, e.isn, e.ack, e.ipid, ls.opts.TSval, ls.win, ls.flags, true
+	sg.plen = 0
 	if n == 0 {
-		f.sig[e.dir][0].plen = e.data
+		sg.plen = e.data
 	}
 }
 

@@ -648,6 +648,25 @@ func (a *Attempt) record(ev Event) {
 	}
 }
 
+// recordNew is record for an event the caller fills in place, or nil when
+// the timeline is full (counted). An event built on the stack and copied
+// in is read back across the stores that built it, which stalls on store
+// forwarding: in a flood, once per attempt.
+func (a *Attempt) recordNew() *Event {
+	n := len(a.Timeline)
+	if n >= MaxTimeline {
+		a.Truncated++
+		return nil
+	}
+	if n < cap(a.Timeline) {
+		a.Timeline = a.Timeline[:n+1]
+		a.Timeline[n] = Event{}
+	} else {
+		a.Timeline = append(a.Timeline, Event{})
+	}
+	return &a.Timeline[n]
+}
+
 // Packet is one frame handed to the analyzer.
 type Packet struct {
 	Data     []byte
@@ -899,14 +918,17 @@ func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient b
 	return newClient()
 }
 
-func firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
+func firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) { firstSYNOpts(f, a, d, &d.Opts, ts) }
+
+// firstSYNOpts is firstSYN with the SYN's options in o (d.Opts is not read).
+func firstSYNOpts(f *flow, a *Attempt, d *Decoded, o *Options, ts int64) {
 	a.HasISN, a.ISN = true, d.Seq
 	a.Syns = 1
 	a.SynTimes[0] = ts
-	a.synTSval[0] = d.Opts.TSval
-	a.SynOpts = d.Opts
+	a.synTSval[0] = o.TSval
+	a.SynOpts = *o
 	a.SynData = d.PayloadLen
-	a.SynTS = triOf(&d.Opts)
+	a.SynTS = triOf(o)
 	if ts < a.Start || a.Start == 0 {
 		a.Start = ts
 	}
