@@ -233,7 +233,9 @@ func (t *embryos) ahead(n uint64) int32 {
 // alloc returns a free slot for k (not in the table; h its keyHash),
 // linked at the back.
 func (t *embryos) alloc(k *flowKey, h uint32) int32 {
-	if 2*(t.n+1) > len(t.slots) {
+	// At most a quarter full: a flood deletes at every SYN, and a
+	// backward-shift deletion walks to the end of the run.
+	if 4*(t.n+1) > len(t.slots) {
 		t.grow()
 	}
 	var i int32
