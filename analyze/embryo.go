@@ -11,7 +11,8 @@ import (
 // full flow); what stays is unanswered SYNs, and in a spoofed SYN flood that
 // is millions of them. The table is a slab of fixed-size records indexed by
 // a map of plain integers, so the garbage collector never scans it, a flood
-// costs about 400 bytes per tracked SYN, and a flood fills this table
+// costs about 240 bytes per tracked SYN (the record, its index slots and
+// queue entries), and a flood fills this table
 // without evicting the real connections in the flow table.
 
 // embryoSyns is how many SYNs an embryo records; one more hatches it (a
