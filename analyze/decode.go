@@ -174,7 +174,13 @@ func Decode(lt uint16, frame []byte, origLen int, d *Decoded) Kind {
 	if origLen < len(frame) {
 		origLen = len(frame)
 	}
-	dc := decoder{d: d, frame: frame, orig: origLen}
+	// Field by field: a composite literal is built and then copied, and
+	// the copy reads across the stores that built it (a store-forwarding
+	// stall on every packet).
+	var dc decoder
+	dc.d = d
+	dc.frame = frame
+	dc.orig = origLen
 	d.Kind = dc.link(lt, 0)
 	return d.Kind
 }
