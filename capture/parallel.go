@@ -3,6 +3,7 @@ package capture
 import (
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -201,7 +202,15 @@ func (c *Chunks) Find(first int, rs []*Records) {
 				active--
 				continue
 			}
-			r.offs = append(r.offs, rec{off: uint32(p - r.lo), sec: o.u32(hdr), frac: o.u32(hdr[4:]), caplen: caplen, wire: o.u32(hdr[12:])})
+			// In place, field by field: a literal built and then copied
+			// stalls on store forwarding, once per record.
+			n := len(r.offs)
+			if n == cap(r.offs) {
+				r.offs = slices.Grow(r.offs, 1)
+			}
+			r.offs = r.offs[:n+1]
+			rc := &r.offs[n]
+			rc.off, rc.sec, rc.frac, rc.caplen, rc.wire = uint32(p-r.lo), o.u32(hdr), o.u32(hdr[4:]), caplen, o.u32(hdr[12:])
 			// The packet's headers run into the next cache line: load it
 			// now, alongside the other chains' misses.
 			touch += data[min(p+96, next-1)]
