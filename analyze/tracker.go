@@ -842,11 +842,12 @@ func (t *Tracker) trackTCP(d *Decoded, dir uint8, h uint32, ts int64, ref Packet
 	}
 	a.zeek.update(a, d, fromClient, f)
 	if ev.Note != NoteNone {
-		e := Event{Time: ts, Ref: ref, Dir: ev.Dir, Flags: flags, Seq: d.Seq, Ack: d.Ack, Len: d.PayloadLen, Win: d.Win, Note: ev.Note}
-		if syn {
-			e.Opts = d.Opts
+		if e := a.recordNew(); e != nil {
+			e.Time, e.Ref, e.Dir, e.Flags, e.Seq, e.Ack, e.Len, e.Win, e.Note = ts, ref, ev.Dir, flags, d.Seq, d.Ack, d.PayloadLen, d.Win, ev.Note
+			if syn {
+				e.Opts = d.Opts
+			}
 		}
-		a.record(e)
 	}
 
 	// Move the flow to the list whose idle timeout fits its state.
