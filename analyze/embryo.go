@@ -431,7 +431,8 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		t.em.embryo(i, e, t.now, evicted, et)
 	} else {
 		f := &t.scratch
-		*f = flow{key: e.key}
+		*f = flow{}
+		copyKey(&f.key, &e.key)
 		t.replayEmbryo(f, e)
 		f.at.Evicted = evicted
 		et.remove(i)

@@ -402,7 +402,8 @@ func (em *emitter) run() {
 			a := x.a
 			if a == nil {
 				f := &em.scratch
-				*f = flow{key: x.e.key}
+				*f = flow{}
+				copyKey(&f.key, &x.e.key)
 				a = blankAttempt(&em.spare)
 				replayEmbryo(a, f, x.e, x.now)
 				a.Evicted = x.evicted

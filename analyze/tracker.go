@@ -59,6 +59,16 @@ type flowKey struct {
 	v6     bool
 }
 
+// copyKey copies src to dst field by field. A plain assignment of the
+// 42-byte key is three 16-byte moves, the last two overlapping, and a
+// 16-byte read of the copy soon after (of an address, or of the flow
+// holding it) spans two of them and stalls on store forwarding.
+func copyKey(dst, src *flowKey) {
+	dst.a = src.a
+	dst.b = src.b
+	dst.pa, dst.pb, dst.vlan, dst.nvlan, dst.v6 = src.pa, src.pb, src.vlan, src.nvlan, src.v6
+}
+
 func makeKey(d *Decoded) (k flowKey, dir uint8) {
 	dir = keyDir(d)
 	fillKey(&k, d, dir)
