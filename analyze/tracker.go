@@ -326,17 +326,22 @@ type Tracker struct {
 	// directions carry different VLAN tags (a router on a trunk, one side
 	// tagged): an answer on another VLAN joins the attempt it answers.
 	byTuple map[flowKey]*flow
-	lists   [numLists]lru
-	idle    [numLists]int64
-	now     int64 // the latest capture time seen
-	start   int64
-	sum     *Summary
-	emit    func(*Attempt) bool
-	spare   []*Attempt // finished attempts nobody kept, reused to spare the GC
-	embryos *embryos   // SYN-only flows (embryo.go)
-	scratch flow       // a flow that is never in the table, to finish embryos
-	free    *flow      // recycled flow structs
-	em      *emitter   // finished attempts are emitted in a goroutine of their own (EmitAsync)
+	// vlanSeen: a VLAN-tagged flow has been seen. byTuple is kept from then
+	// on only: until then no two flows differ in their tags alone and no
+	// answer can come on another VLAN, and the map cost a lookup and an
+	// update per connection (hashing a 42-byte key).
+	vlanSeen bool
+	lists    [numLists]lru
+	idle     [numLists]int64
+	now      int64 // the latest capture time seen
+	start    int64
+	sum      *Summary
+	emit     func(*Attempt) bool
+	spare    []*Attempt // finished attempts nobody kept, reused to spare the GC
+	embryos  *embryos   // SYN-only flows (embryo.go)
+	scratch  flow       // a flow that is never in the table, to finish embryos
+	free     *flow      // recycled flow structs
+	em       *emitter   // finished attempts are emitted in a goroutine of their own (EmitAsync)
 	// emitAsync: start em when the SYN-only table overflows.
 	emitAsync bool
 }
@@ -439,8 +444,24 @@ func (t *Tracker) newFlow(k flowKey, h uint32) *flow {
 	f.list = listHandshake
 	t.lists[listHandshake].pushBack(f)
 	t.flows.put(h, f, false)
-	t.byTuple[untagged(k)] = f
+	if !t.vlanSeen && k.nvlan > 0 {
+		t.seeVLAN()
+	}
+	if t.vlanSeen {
+		t.byTuple[untagged(k)] = f
+	}
 	return f
+}
+
+// seeVLAN starts keeping byTuple, with every flow there is (none of them
+// has an alias yet, and their untagged keys are all different).
+func (t *Tracker) seeVLAN() {
+	t.vlanSeen = true
+	for i := range t.flows.slots {
+		if s := &t.flows.slots[i]; s.h != 0 && !s.alias {
+			t.byTuple[untagged(s.f.key)] = s.f
+		}
+	}
 }
 
 func untagged(k flowKey) flowKey {
@@ -453,6 +474,12 @@ func untagged(k flowKey) flowKey {
 // packet must acknowledge the client's ISN. It aliases the packet's key to
 // that flow.
 func (t *Tracker) answerOnOtherVLAN(k flowKey, h uint32, dir uint8, d *Decoded) *flow {
+	if !t.vlanSeen {
+		if k.nvlan == 0 {
+			return nil // no flow differs from k in its tags alone
+		}
+		t.seeVLAN()
+	}
 	f := t.byTuple[untagged(k)]
 	if f == nil || f.hasAlias || f.key == k || f.at == nil || dir == f.clientDir {
 		return nil
@@ -498,8 +525,10 @@ func (t *Tracker) finishFlow(f *flow, evicted bool) {
 	if f.hasAlias {
 		t.flows.del(&f.alias, h)
 	}
-	if tk := untagged(f.key); t.byTuple[tk] == f {
-		delete(t.byTuple, tk)
+	if t.vlanSeen {
+		if tk := untagged(f.key); t.byTuple[tk] == f {
+			delete(t.byTuple, tk)
+		}
 	}
 	if f.at != nil {
 		f.at.Evicted = evicted

@@ -332,3 +332,45 @@ func TestEmbryoLayout(t *testing.T) {
 		t.Errorf("the second SYN starts at %d, not the third line", o)
 	}
 }
+
+// An answer on another VLAN joins the attempt it answers even when it is the
+// capture's first tagged packet (the tracker starts indexing flows by their
+// untagged 4-tuple only then), and with flows before it that it does not
+// answer.
+func TestAnswerOnOtherVLANFirstTagged(t *testing.T) {
+	const S, A = FlagSYN, FlagACK
+	c := &conv{t: t}
+	c.add(0, true, S, 1000, 0, 0) // a SYN left in the SYN-only table
+	// Other connections, on other ports, complete untagged.
+	for i := 0; i < 3; i++ {
+		n := len(c.pkts)
+		c.add(int64(1+i), true, S, 5000, 0, 0).add(int64(2+i), false, S|A, 7000, 5001, 0)
+		for j := n; j < len(c.pkts); j++ {
+			p := c.pkts[j].Data
+			p[14+20+1], p[14+20+3] = byte(i+1), byte(i+1) // the source and destination ports' low bytes
+		}
+	}
+	// The SYN-ACK for the first SYN, tagged VLAN 7 (a router on a trunk).
+	c.add(10, false, S|A, 9000, 1001, 0)
+	last := &c.pkts[len(c.pkts)-1]
+	tagged := make([]byte, 0, len(last.Data)+4)
+	tagged = append(tagged, last.Data[:12]...)
+	tagged = append(tagged, 0x81, 0x00, 0x00, 0x07)
+	tagged = append(tagged, last.Data[12:]...)
+	last.Data, last.OrigLen = tagged, len(tagged)
+	c.add(11, true, A, 1001, 9001, 0)
+
+	_, atts := run(DefaultConfig(), c.pkts)
+	var found bool
+	for _, a := range atts {
+		if a.ISN == 1000 {
+			found = true
+			if a.SynAcks != 1 || !a.HandshakeDone {
+				t.Errorf("the tagged answer was not joined: %d SYN-ACKs, handshake done %v", a.SynAcks, a.HandshakeDone)
+			}
+		}
+	}
+	if !found || len(atts) != 4 {
+		t.Fatalf("%d attempts (want 4), the first found %v", len(atts), found)
+	}
+}
