@@ -457,10 +457,15 @@ func (dc *decoder) ipv4(off int) Kind {
 		total = r
 	}
 	d.IPv6 = false
-	d.Src = [16]byte{}
-	d.Dst = [16]byte{}
-	copy(d.Src[:4], b[off+12:off+16])
-	copy(d.Dst[:4], b[off+16:off+20])
+	// Each address as one 8-byte store (the rest of it is zero): keyDir
+	// and the flow hash read it back right away as 8-byte words, and a
+	// word spanning a 4-byte store and the zeroing before it cannot be
+	// forwarded from the stores (a stall on every packet).
+	le := binary.LittleEndian
+	le.PutUint64(d.Src[:8], uint64(le.Uint32(b[off+12:])))
+	le.PutUint64(d.Src[8:], 0)
+	le.PutUint64(d.Dst[:8], uint64(le.Uint32(b[off+16:])))
+	le.PutUint64(d.Dst[8:], 0)
 	d.IPID = uint32(binary.BigEndian.Uint16(b[off+4:]))
 	d.TTL = b[off+8]
 	proto := b[off+9]
