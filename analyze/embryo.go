@@ -316,10 +316,7 @@ func (t *embryos) drop(i int32) {
 	}
 	t.slots[slot] = 0
 	for j := (slot + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
-		want := int(uint32(t.slots[j]>>32)) & mask
-		// Move j back to the hole unless its wanted place lies
-		// cyclically in (hole, j].
-		if (j > slot && (want <= slot || want > j)) || (j < slot && want <= slot && want > j) {
+		if shiftsBack(slot, j, int(uint32(t.slots[j]>>32))&mask) {
 			t.slots[slot], t.slots[j] = t.slots[j], 0
 			slot = j
 		}

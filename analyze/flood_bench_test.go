@@ -36,14 +36,13 @@ func floodStream(b testing.TB, n int) []Packet {
 
 var floodBatches []*Batch
 
-// benchFlood runs the flood through an analyzer whose SYN-only table holds
-// max flows.
-func benchFlood(b *testing.B, max int, async bool) {
+// benchFlood runs the flood through an analyzer with the default SYN-only
+// table, emitting attempts in a goroutine of their own when async is set.
+func benchFlood(b *testing.B, async bool) {
 	if floodPackets == nil {
 		floodPackets = floodStream(b, 2_000_000)
 	}
 	cfg := DefaultConfig()
-	cfg.MaxSYNOnly = max
 	if floodBatches == nil {
 		an := NewAnalyzer(cfg, nil, nil)
 		for j := 0; j < len(floodPackets); j += 3000 {
@@ -82,8 +81,8 @@ func benchFlood(b *testing.B, max int, async bool) {
 // parallel reader (decoded beforehand) with the default SYN-only table, which
 // overflows after 524,288: one op is the whole flood, ns/pkt the cost per
 // SYN. Incidents are built as `synscope read` builds them.
-func BenchmarkFlood(b *testing.B) { benchFlood(b, DefaultConfig().MaxSYNOnly, false) }
+func BenchmarkFlood(b *testing.B) { benchFlood(b, false) }
 
 // BenchmarkFloodAsync is BenchmarkFlood with the emitting goroutine
 // (EmitAsync), as the parallel reader runs it: ns/pkt is then wall time.
-func BenchmarkFloodAsync(b *testing.B) { benchFlood(b, DefaultConfig().MaxSYNOnly, true) }
+func BenchmarkFloodAsync(b *testing.B) { benchFlood(b, true) }

@@ -48,18 +48,17 @@ type KernelTotals struct {
 	// Drops counts TCP segments the kernel dropped, by reason and location.
 	Drops []ReasonCount
 	// DropsOther counts drops whose reason row did not fit.
-	DropsOther         uint64
-	SynAckRetransmits  uint64
-	ResetsSent         uint64
-	ResetsReceived     uint64
-	ResetReasons       []ReasonCount
-	Matched            uint64 // events joined with an attempt
-	Unmatched          uint64 // events no attempt claimed (not in the capture, or filtered out)
-	Evicted            uint64 // events forgotten because the store was full
-	SamplesThinned     uint64 // counter samples dropped to stay within MaxKernelSamples
-	First, Last        int64  // span of the kernel records
-	DropEventsObserved bool
-	GhostsOmitted      uint64 // ghost connections not remembered (see ghostConn)
+	DropsOther        uint64
+	SynAckRetransmits uint64
+	ResetsSent        uint64
+	ResetsReceived    uint64
+	ResetReasons      []ReasonCount
+	Matched           uint64 // events joined with an attempt
+	Unmatched         uint64 // events no attempt claimed (not in the capture, or filtered out)
+	Evicted           uint64 // events forgotten because the store was full
+	SamplesThinned    uint64 // counter samples dropped to stay within MaxKernelSamples
+	First, Last       int64  // span of the kernel records
+	GhostsOmitted     uint64 // ghost connections not remembered (see ghostConn)
 }
 
 // ReasonCount is a count for one drop or reset reason and, for drops, the
@@ -110,9 +109,8 @@ type kev struct {
 }
 
 type kflow struct {
-	evs     []kev
-	dropped uint64
-	last    int64
+	evs  []kev
+	last int64
 }
 
 // Kernel is the store of kernel evidence.
@@ -133,13 +131,12 @@ type Kernel struct {
 	sizes   []int // record size of each sample
 	bytes   int   // sum of sizes
 	notes   []kevent.Note
-	netns   map[uint32]bool
 	scratch kevent.Event
 }
 
 func newKernel() *Kernel {
 	return &Kernel{names: map[string]string{}, flows: map[kkey]*kflow{}, drops: map[[2]string]uint64{},
-		rstWhy: map[string]uint64{}, netns: map[uint32]bool{}}
+		rstWhy: map[string]uint64{}}
 }
 
 // Active reports whether any kernel record was read.
@@ -170,7 +167,9 @@ func canon(src, dst netip.AddrPort) (kkey, bool) {
 
 // record takes one kernel record (the frame of a kevent.LinkType packet).
 func (k *Kernel) record(data []byte, ts int64) {
-	k.active.Store(true)
+	if !k.active.Load() { // the tracker reads it for every attempt: write it once
+		k.active.Store(true)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	t := &k.totals
@@ -214,9 +213,6 @@ func (k *Kernel) record(data []byte, ts int64) {
 }
 
 func (k *Kernel) addSample(s *kevent.Sample, size int) {
-	if len(k.netns) < maxSampleList {
-		k.netns[s.Netns] = true
-	}
 	for len(k.samples) >= MaxKernelSamples || (len(k.samples) > 1 && k.bytes+size > maxSampleBytes) {
 		// Keep the first and every other one after it: the deltas around an
 		// incident stay right, only coarser.
@@ -243,7 +239,6 @@ func (k *Kernel) event(e *kevent.Event) {
 	}
 	switch e.Kind {
 	case kevent.KindDrop:
-		t.DropEventsObserved = true
 		key := [2]string{reason, loc}
 		if _, ok := k.drops[key]; ok || len(k.drops) < maxKernelReasons {
 			k.drops[key]++
@@ -278,7 +273,6 @@ func (k *Kernel) event(e *kevent.Event) {
 	}
 	f.last = max(f.last, e.Time)
 	if len(f.evs) >= maxKernelPerFlow {
-		f.dropped++
 		t.Evicted++
 		return
 	}
@@ -344,7 +338,8 @@ func (k *Kernel) match(a *Attempt) {
 	}
 	lo, hi := a.Start-kernelSlack, a.End+kernelSlack
 	kept := f.evs[:0]
-	var ghost *kev
+	var ghost kev
+	hasGhost := false
 	for _, e := range f.evs {
 		if e.time < lo || e.time > hi {
 			kept = append(kept, e)
@@ -372,8 +367,8 @@ func (k *Kernel) match(a *Attempt) {
 				}
 				ak.OtherDrops++
 			}
-			if ghost == nil && a.HandshakeDone && fromClient && !syn && listenerDrop(e.reason, e.location) {
-				ghost = &e
+			if !hasGhost && a.HandshakeDone && fromClient && !syn && listenerDrop(e.reason, e.location) {
+				ghost, hasGhost = e, true
 			}
 		case kevent.KindSynAckRetrans:
 			ak.SynAckRetrans++
@@ -387,7 +382,7 @@ func (k *Kernel) match(a *Attempt) {
 		}
 		k.totals.Matched++
 	}
-	if ghost != nil {
+	if hasGhost {
 		if len(k.ghosts) < maxGhosts {
 			k.ghosts = append(k.ghosts, ghostConn{server: a.Server, time: a.Start, reason: ghost.reason, location: ghost.location})
 		} else {
@@ -637,17 +632,7 @@ func (ik *IncidentKernel) add(a *Attempt) {
 }
 
 func addReason(rs []ReasonCount, reason, loc string, syn bool, n uint64) []ReasonCount {
-	for i := range rs {
-		if rs[i].Reason == reason && rs[i].Location == loc && rs[i].SYN == syn {
-			rs[i].Count += n
-			rs[i].Attempts++
-			return rs
-		}
-	}
-	if len(rs) >= maxKernelReasons {
-		return rs
-	}
-	return append(rs, ReasonCount{Reason: reason, Location: loc, Count: n, Attempts: 1, SYN: syn})
+	return mergeReason(rs, ReasonCount{Reason: reason, Location: loc, Count: n, Attempts: 1, SYN: syn})
 }
 
 // mergeReason adds the row r (of another incident) to rs.
@@ -732,8 +717,8 @@ func localEnd(s *kevent.Sample, inc *Incident) string {
 			return "server"
 		}
 	}
-	for _, l := range s.Listeners {
-		if l.Addr.Port() == inc.Server.Port() && (l.Addr.Addr().IsUnspecified() || l.Addr.Addr().Unmap() == srv) {
+	for i := range s.Listeners {
+		if listens(&s.Listeners[i], inc.Server) {
 			return "server"
 		}
 	}
@@ -745,6 +730,12 @@ func localEnd(s *kevent.Sample, inc *Incident) string {
 		}
 	}
 	return ""
+}
+
+// listens reports whether l is the listener of server: on its port, at its
+// address or at the unspecified one.
+func listens(l *kevent.Listener, server netip.AddrPort) bool {
+	return l.Addr.Port() == server.Port() && (l.Addr.Addr().IsUnspecified() || l.Addr.Addr().Unmap() == server.Addr().Unmap())
 }
 
 // listenerOf finds the server's listener in the samples from before to
@@ -762,7 +753,7 @@ func listenerOf(samples []*kevent.Sample, before, after *kevent.Sample, server n
 		}
 		for i := range s.Listeners {
 			l := &s.Listeners[i]
-			if l.Addr.Port() != server.Port() || !(l.Addr.Addr().IsUnspecified() || l.Addr.Addr().Unmap() == server.Addr().Unmap()) {
+			if !listens(l, server) {
 				continue
 			}
 			if best == nil || l.Queue > best.Queue {

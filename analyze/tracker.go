@@ -263,6 +263,16 @@ func (ft *flowTable) insert(s flowSlot) {
 	ft.slots[i] = s
 }
 
+// shiftsBack is backward-shift deletion's test in a linear-probing table
+// (flowTable, embryos): the entry at j, whose home slot is home, moves back
+// into the hole unless home lies cyclically in (hole, j].
+func shiftsBack(hole, j, home int) bool {
+	if j > hole {
+		return home <= hole || home > j
+	}
+	return home <= hole && home > j
+}
+
 // del removes key k (hash h), if present.
 func (ft *flowTable) del(k *flowKey, h uint32) {
 	mask := len(ft.slots) - 1
@@ -280,10 +290,7 @@ func (ft *flowTable) del(k *flowKey, h uint32) {
 	ft.slots[i] = flowSlot{}
 	ft.n--
 	for j := (i + 1) & mask; ft.slots[j].h != 0; j = (j + 1) & mask {
-		want := int(ft.slots[j].h) & mask
-		// Move j back to the hole unless its wanted place lies
-		// cyclically in (hole, j].
-		if (j > i && (want <= i || want > j)) || (j < i && want <= i && want > j) {
+		if shiftsBack(i, j, int(ft.slots[j].h)&mask) {
 			ft.slots[i], ft.slots[j] = ft.slots[j], flowSlot{}
 			i = j
 		}
@@ -679,18 +686,10 @@ func (a *Attempt) finishClose() {
 	}
 }
 
-func (a *Attempt) record(ev Event) {
-	if len(a.Timeline) < MaxTimeline {
-		a.Timeline = append(a.Timeline, ev)
-	} else {
-		a.Truncated++
-	}
-}
-
-// recordNew is record for an event the caller fills in place, or nil when
-// the timeline is full (counted). An event built on the stack and copied
-// in is read back across the stores that built it, which stalls on store
-// forwarding: in a flood, once per attempt.
+// recordNew adds an event to the timeline for the caller to fill in place,
+// or returns nil when the timeline is full (counted in Truncated). An event
+// built on the stack and copied in would be read back across the stores
+// that built it, a store-forwarding stall: in a flood, once per attempt.
 func (a *Attempt) recordNew() *Event {
 	n := len(a.Timeline)
 	if n >= MaxTimeline {
@@ -1179,7 +1178,9 @@ func (t *Tracker) icmp(d *Decoded, ts int64, ref PacketRef) {
 	if ts > a.End {
 		a.End = ts
 	}
-	a.record(Event{Time: ts, Ref: ref, Dir: SideServer, Seq: d.Seq, Note: NoteICMP, ICMP: [2]uint8{d.ICMPType, d.ICMPCode}})
+	if e := a.recordNew(); e != nil {
+		e.Time, e.Ref, e.Dir, e.Seq, e.Note, e.ICMP = ts, ref, SideServer, d.Seq, NoteICMP, [2]uint8{d.ICMPType, d.ICMPCode}
+	}
 	t.touch(f, f.list)
 }
 

@@ -158,8 +158,7 @@ func deltas(ds []analyze.CounterDelta) []CounterDelta {
 	return out
 }
 
-// NewKernel converts the run's kernel evidence; lost counts the kernel
-// events the tracepoints' ring could not keep, missing says what was not
+// NewKernel converts the run's kernel evidence; missing says what was not
 // collected and why (from the capture side). It returns nil when there is
 // nothing to say.
 func NewKernel(k *analyze.Kernel, missing []string) *Kernel {
@@ -331,11 +330,7 @@ func attemptDropText(k *AttemptKernel) string {
 		parts = append(parts, fmt.Sprintf("%d SYN(s): %s", k.SynDrops, k.DropReason))
 	}
 	if k.OtherDrops > 0 {
-		reason := k.OtherDropReason
-		if reason == "" { // a report from before other_drop_reason
-			reason = k.DropReason
-		}
-		parts = append(parts, fmt.Sprintf("%d other segment(s): %s", k.OtherDrops, reason))
+		parts = append(parts, fmt.Sprintf("%d other segment(s): %s", k.OtherDrops, k.OtherDropReason))
 	}
 	return "kernel dropped " + strings.Join(parts, ", ")
 }

@@ -251,12 +251,11 @@ func ParseEvent(data []byte, e *Event) error {
 	e.Seq = le.Uint32(data[58:])
 	e.Ack = le.Uint32(data[62:])
 	e.Reason = le.Uint32(data[66:])
-	rest := data[70:]
-	var ok bool
-	if e.ReasonName, rest, ok = parseString(rest); !ok {
+	rest, ok := parseString(data[70:], &e.ReasonName)
+	if !ok {
 		return ErrShort
 	}
-	if e.Location, _, ok = parseString(rest); !ok {
+	if _, ok = parseString(rest, &e.Location); !ok {
 		return ErrShort
 	}
 	return nil
@@ -269,12 +268,19 @@ func parseAddrPort(b []byte) netip.AddrPort {
 	return netip.AddrPortFrom(a, binary.BigEndian.Uint16(b[16:]))
 }
 
-func parseString(b []byte) (string, []byte, bool) {
+// parseString reads a length-prefixed string into *dst, keeping the string
+// *dst holds when it is the same (an Event reused for a run of records with
+// the same reason allocates nothing), and returns what follows it.
+func parseString(b []byte, dst *string) ([]byte, bool) {
 	if len(b) < 1 || len(b) < 1+int(b[0]) {
-		return "", b, false
+		*dst = ""
+		return b, false
 	}
 	n := int(b[0])
-	return string(b[1 : 1+n]), b[1+n:], true
+	if s := b[1 : 1+n]; string(s) != *dst {
+		*dst = string(s)
+	}
+	return b[1+n:], true
 }
 
 // ParseJSON decodes a counters or note record into v (*Sample or *Note).
