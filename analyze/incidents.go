@@ -414,6 +414,14 @@ type prober struct {
 
 const proberStarts = 4096
 
+// What makes a connection look like a health check: short, and small each
+// way (the prober watch and the live metrics' probe counter).
+const (
+	ProbeMaxDuration    = 2 * time.Second
+	ProbeMaxClientBytes = 16384
+	probeMaxServerBytes = 65536
+)
+
 type serverStats struct {
 	buckets     map[int64]uint64 // attempts per minute, but for the latest minute's
 	curMinute   int64            // the latest minute counted, not yet in buckets
@@ -660,10 +668,10 @@ func (x *Incidents) watchProber(a *Attempt) {
 	if a.rstAfterHS == SideClient {
 		p.rst++
 	}
-	if a.End-a.Start < int64(2*time.Second) {
+	if a.End-a.Start < int64(ProbeMaxDuration) {
 		p.short++
 	}
-	if a.BytesClient < 16384 && a.BytesServer < 65536 {
+	if a.BytesClient < ProbeMaxClientBytes && a.BytesServer < probeMaxServerBytes {
 		p.small++
 	}
 	if len(p.starts) < proberStarts {

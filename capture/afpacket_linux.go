@@ -453,7 +453,7 @@ func (s *afpacket) Stats() LiveStats {
 		if err == nil {
 			s.stats.Received += uint64(st.Packets) // the kernel adds the drops in
 			s.stats.Dropped += uint64(st.Drops)
-			s.stats.Lost += uint64(st.Freeze_q_cnt)
+			s.stats.Freezes += uint64(st.Freeze_q_cnt)
 		}
 	})
 	return s.stats

@@ -23,7 +23,12 @@ type LiveConfig struct {
 type LiveStats struct {
 	Received uint64 // packets that passed the filter (including Dropped)
 	Dropped  uint64 // passed the filter but found the ring full
-	Lost     uint64 // times the ring froze its queue (tp_freeze_q_cnt)
+	// Lost is what else the kernel side lost: events the eBPF ring buffer
+	// had no room for, libpcap's interface drops.
+	Lost uint64
+	// Freezes is how often an AF_PACKET ring froze its queue
+	// (tp_freeze_q_cnt): a count of episodes, the packets are in Dropped.
+	Freezes uint64
 }
 
 // LiveSource is a packet source reading a live interface. Its Next blocks

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// Lost is how many events a live run lost before the analysis (0 for nil).
+func (lc *LiveCapture) Lost() uint64 {
+	if lc == nil {
+		return 0
+	}
+	return lc.LostKernel + lc.LostQueue
+}
+
 // LostBy says where a live run's events were lost.
 func (lc *LiveCapture) LostBy() string {
 	var parts []string
@@ -36,7 +44,7 @@ func (lc *LiveCapture) Notes() []string {
 		return nil
 	}
 	var notes []string
-	if n := lc.LostKernel + lc.LostQueue; n > 0 {
+	if n := lc.Lost(); n > 0 {
 		what := strconv.FormatUint(n, 10) + " events"
 		if n == 1 {
 			what = "1 event"

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synscope/synscope/report"
 )
 
 func must(err error, what string) {
@@ -147,14 +148,8 @@ func main() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		err := cmd.Wait()
 		must(err, fmt.Sprintf("synscope %s: %s", eng, errb.String()))
-		var rep struct {
-			Summary struct {
-				Attempts   uint64 `json:"attempts"`
-				Packets    uint64 `json:"packets"`
-				LostEvents uint64 `json:"lost_events"`
-			} `json:"summary"`
-		}
-		must(json.Unmarshal([]byte(out.String()), &rep), "report")
+		rep, err := report.ReadJSON(strings.NewReader(out.String()))
+		must(err, "report")
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		perK := 0.0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/synscope/synscope/capture"
 )
@@ -34,7 +35,7 @@ func openEngine(ctx context.Context, name string, cfg capture.LiveConfig, stderr
 			if name == "auto" {
 				why := ""
 				if len(tried) > 0 {
-					why = " (" + joinReasons(tried) + ")"
+					why = " (" + strings.Join(tried, "; ") + ")"
 				}
 				fmt.Fprintf(stderr, "synscope: capturing on %s with the %s engine%s\n", cfg.Interface, e.name, why)
 			}
@@ -48,16 +49,5 @@ func openEngine(ctx context.Context, name string, cfg capture.LiveConfig, stderr
 	if len(tried) == 0 {
 		return nil, "", &usageError{fmt.Sprintf("unknown --engine %q", name)}
 	}
-	return nil, "", fmt.Errorf("no capture engine could start: %s", joinReasons(tried))
-}
-
-func joinReasons(r []string) string {
-	out := ""
-	for i, s := range r {
-		if i > 0 {
-			out += "; "
-		}
-		out += s
-	}
-	return out
+	return nil, "", fmt.Errorf("no capture engine could start: %s", strings.Join(tried, "; "))
 }

@@ -97,9 +97,10 @@ func (kf *kernelFeed) stop() {
 	}
 }
 
-// close releases the sources (after their records were read: see stop).
+// close releases the sources (after their records were read: see stop),
+// the sampler among them.
 func (kf *kernelFeed) close() {
-	kf.stop()
+	kf.cancel()
 	for _, s := range kf.sources() {
 		s.Close()
 	}
@@ -132,6 +133,7 @@ func (kf *kernelFeed) describe(w io.Writer, netns string) {
 // (test only: --test-hold-capture) the source is not read.
 func pumpSource(src capture.Source, hold string, queue chan<- livePacket, lost func()) error {
 	var p capture.Packet
+	var slab []byte // the records' copies, carved from 1 MiB slabs: no allocation per packet
 	for {
 		holdWhile(hold)
 		if err := src.Next(&p); err != nil {
@@ -140,7 +142,12 @@ func pumpSource(src capture.Source, hold string, queue chan<- livePacket, lost f
 			}
 			return err
 		}
-		lp := livePacket{data: append([]byte(nil), p.Data...), time: p.Time, origLen: p.OrigLen, link: p.LinkType}
+		if cap(slab)-len(slab) < len(p.Data) {
+			slab = make([]byte, 0, max(1<<20, len(p.Data)))
+		}
+		slab = append(slab, p.Data...)
+		data := slab[len(slab)-len(p.Data) : len(slab) : len(slab)]
+		lp := livePacket{data: data, time: p.Time, origLen: p.OrigLen, link: p.LinkType}
 		select {
 		case queue <- lp:
 		default:

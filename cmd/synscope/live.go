@@ -82,7 +82,7 @@ func parseLive(args []string, stderr io.Writer) (*liveConfig, error) {
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (default: until Ctrl-C or SIGTERM)")
 	fs.StringVar(&cfg.write, "write", "", "keep what was captured in this pcapng file (synscope read on it gives the same verdicts)")
 	fs.StringVar(&cfg.live.Netns, "netns", "", "capture inside this network namespace (a name under /var/run/netns, or a path)")
-	fs.IntVar(&cfg.live.Snaplen, "snaplen", 256, "bytes kept of each packet")
+	fs.IntVar(&cfg.live.Snaplen, "snaplen", capture.DefaultSnaplen, "bytes kept of each packet")
 	fs.IntVar(&cfg.live.BufferMB, "buffer-mb", 0, "the engine's kernel buffer in MiB: a fuller one drops (and counts) events (default: afpacket 8, ebpf 4, pcap 8)")
 	fs.DurationVar(&cfg.status, "status-every", 5*time.Second, "how often the status line is refreshed on a terminal")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics on this address (host:port), path /metrics")
@@ -297,8 +297,9 @@ loop:
 			}
 			streamClosed(cfg, an, incs, opened, showStatus)
 			pw.flush() // a file cut short by a crash still has what came before
+			lost := kernelLost(src.Stats()) + queueLost.Load()
 			if met != nil {
-				met.lost.Store(kernelLost(name, src.Stats()) + queueLost.Load())
+				met.lost.Store(lost)
 			}
 			if showStatus {
 				s := an.Summary()
@@ -314,7 +315,7 @@ loop:
 				}
 				fmt.Fprintf(cfg.stderr, "\r%s  %6.1f attempts/s  unanswered %d  SYN retransmits %d  SYN-ACK retransmits %d  resets %d%s  lost %d   ",
 					time.Now().Format("15:04:05"), float64(s.Attempts-last.Attempts)/dt, s.Outcomes[analyze.OutcomeUnanswered],
-					s.SynRetransmits, s.SynAckRetransmits, s.ResetsByClient+s.ResetsByServer, kdrops, kernelLost(name, src.Stats())+queueLost.Load())
+					s.SynRetransmits, s.SynAckRetransmits, s.ResetsByClient+s.ResetsByServer, kdrops, lost)
 				last, lastAt = *s, time.Now()
 			}
 		}
@@ -348,14 +349,13 @@ loop:
 	}
 	info.Path = "live:" + cfg.live.Interface + " (" + name + ")"
 	st := src.Stats()
-	lc.LostKernel, lc.LostQueue = kernelLost(name, st), queueLost.Load()
+	lc.LostKernel, lc.LostQueue = kernelLost(st), queueLost.Load()
 	cfg.kernelMissing = kf.missing
 	if n := kf.lost(); n > 0 {
 		cfg.kernelMissing = append(cfg.kernelMissing, fmt.Sprintf("tracepoints: %d kernel events lost (their ring buffer was full): findings may undercount drops and resets", n))
 	}
-	cfg.lost = lc.LostKernel + lc.LostQueue
-	if cfg.lost > 0 {
-		fmt.Fprintf(cfg.stderr, "synscope: %s lost: %s; the report covers what arrived\n", plural(cfg.lost, "event"), lc.LostBy())
+	if n := lc.Lost(); n > 0 {
+		fmt.Fprintf(cfg.stderr, "synscope: %s lost: %s; the report covers what arrived\n", plural(n, "event"), lc.LostBy())
 	}
 	if pw != nil {
 		pw.close()
@@ -384,16 +384,8 @@ loop:
 	return nil
 }
 
-// kernelLost is what the engine's kernel side dropped. AF_PACKET's Lost
-// counts the times its ring froze, not packets (the packets dropped then are
-// in Dropped); for the eBPF tap Lost is the events the ring buffer had no
-// room for, for libpcap the interface's drops.
-func kernelLost(engine string, st capture.LiveStats) uint64 {
-	if engine == "afpacket" {
-		return st.Dropped
-	}
-	return st.Dropped + st.Lost
-}
+// kernelLost is what the engine's kernel side dropped or lost.
+func kernelLost(st capture.LiveStats) uint64 { return st.Dropped + st.Lost }
 
 // errReason is an error's last part: "no space left on device".
 func errReason(err error) string {
@@ -497,18 +489,13 @@ type pcapWriter struct {
 	mu      sync.Mutex // a write in progress, against close from a signal
 	path    string
 	f       *os.File
-	buf     []byte   // whole blocks not yet written
-	marks   []ngMark // where each packet block in buf ends
-	size    int64    // bytes in the file, whole blocks only
-	packets uint64   // packets in the file
+	buf     []byte // whole blocks not yet written
+	marks   []int  // where each record's block in buf ends (its packet count is its index+1)
+	size    int64  // bytes in the file, whole blocks only
+	packets uint64 // packets in the file
 	ifaces  map[uint16]uint32
 	err     error // the write that failed: the file ends before it
 	closed  bool
-}
-
-type ngMark struct {
-	end     int    // offset in buf after the block
-	packets uint64 // packets in buf up to there
 }
 
 // pcapFlushAt is how much is buffered before a write.
@@ -553,11 +540,7 @@ func (p *pcapWriter) write(lp livePacket) {
 		}
 		p.buf = ngEPB(p.buf, id, lp.time, lp.data, lp.origLen)
 	}
-	var n uint64 = 1
-	if k := len(p.marks); k > 0 {
-		n += p.marks[k-1].packets
-	}
-	p.marks = append(p.marks, ngMark{len(p.buf), n})
+	p.marks = append(p.marks, len(p.buf))
 	if len(p.buf) >= pcapFlushAt {
 		p.flushLocked()
 	}
@@ -583,15 +566,12 @@ func (p *pcapWriter) flushLocked() error {
 	}
 	if err != nil {
 		// Keep the whole blocks that made it, cut the rest.
-		keep, pk := 0, uint64(0)
-		for _, m := range p.marks {
-			if m.end > n {
+		keep, pk := 0, uint64(0) // header blocks only: all or nothing
+		for i, end := range p.marks {
+			if end > n {
 				break
 			}
-			keep, pk = m.end, m.packets
-		}
-		if n < len(p.buf) && len(p.marks) == 0 {
-			keep = 0 // header blocks only: all or nothing
+			keep, pk = end, uint64(i+1)
 		}
 		if terr := p.f.Truncate(p.size + int64(keep)); terr != nil {
 			err = errors.Join(err, fmt.Errorf("cutting back to whole blocks: %w", terr))
@@ -603,9 +583,7 @@ func (p *pcapWriter) flushLocked() error {
 		return err
 	}
 	p.size += int64(n)
-	if k := len(p.marks); k > 0 {
-		p.packets += p.marks[k-1].packets
-	}
+	p.packets += uint64(len(p.marks))
 	p.buf, p.marks = p.buf[:0], p.marks[:0]
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -90,7 +89,7 @@ func (m *metrics) observe(a *analyze.Attempt) {
 	}
 	if s := a.ResetAfterHandshake(); s != analyze.SideNone {
 		m.resets.WithLabelValues(s.String(), a.ClosePhase.String(), port).Inc()
-		if s == analyze.SideClient && a.End-a.Start < int64(2*time.Second) && a.BytesClient < 16384 {
+		if s == analyze.SideClient && a.End-a.Start < int64(analyze.ProbeMaxDuration) && a.BytesClient < analyze.ProbeMaxClientBytes {
 			m.probes.WithLabelValues(port).Inc()
 		}
 	}
@@ -123,9 +122,7 @@ func (m *metrics) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = m.srv.Shutdown(ctx)
-	if err := <-m.srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		_ = err
-	}
+	<-m.srvDone
 }
 
 // kernelCollector exposes the kernel evidence of the run at each scrape:

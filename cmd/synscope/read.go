@@ -40,7 +40,6 @@ type readConfig struct {
 	incidents analyze.IncidentConfig
 	cpuprof   string
 	memprof   string
-	lost      uint64 // live: packets or events lost before the analysis
 	// liveCapture (live runs): losses by where, the interface going away,
 	// the --write file stopping short.
 	liveCapture *report.LiveCapture
@@ -106,16 +105,8 @@ func parseRead(args []string, stderr io.Writer) (*readConfig, error) {
 	if cfg.maxListed < 0 {
 		return nil, &usageError{"--max-listed must not be negative"}
 	}
-	if cfg.bundleMax < 0 {
-		return nil, &usageError{"--bundle-max-mb must not be negative"}
-	}
-	if cfg.anonKey != "" || cfg.payload {
-		if cfg.anonKey != "" {
-			cfg.anonymize = true
-		}
-		if cfg.payload && cfg.bundle == "" {
-			return nil, &usageError{"--bundle-payload needs --bundle"}
-		}
+	if err := cfg.checkReportFlags(); err != nil {
+		return nil, err
 	}
 	files, filter, err := splitFilesAndFilter(fs.Args())
 	if err != nil {
@@ -659,7 +650,7 @@ func writeReport(cfg *readConfig, rep *report.Report) error {
 // packets). A bundle that could not be written fully gives errDamaged.
 func finishReport(cfg *readConfig, an *analyze.Analyzer, col *collector, incs *analyze.Incidents, infos []*capture.SourceInfo, paths []string) error {
 	rep := buildReport(cfg, an, col, infos, incs.Finish(an.Summary()))
-	rep.Summary.LostEvents = cfg.lost
+	rep.Summary.LostEvents = cfg.liveCapture.Lost()
 	rep.Live = cfg.liveCapture
 	var anon *report.Anonymizer
 	if cfg.anonymize {
