@@ -97,22 +97,11 @@ var kernelTracepoints = []struct{ group, name string }{
 // CAP_PERFMON). Evidence the running kernel cannot give (a tracepoint or
 // argument it lacks) is not an error: Notes says what is missing.
 func OpenKernelEvents(cfg KernelEventsConfig) (*KernelEvents, error) {
-	var ports []uint16 // 0 entries are dropped; none left = all ports
-	for _, p := range cfg.Ports {
-		if p != 0 {
-			ports = append(ports, p)
-		}
-	}
+	ports := nonZero(cfg.Ports)
 	if len(ports) > MaxPorts {
 		return nil, fmt.Errorf("kernel events: at most %d ports, got %d", MaxPorts, len(ports))
 	}
-	ring := DefaultKernelRingBytes
-	if cfg.RingBytes > 0 {
-		ring = os.Getpagesize()
-		for ring < cfg.RingBytes {
-			ring <<= 1
-		}
-	}
+	ring := ringSize(cfg.RingBytes, DefaultKernelRingBytes)
 	ino, err := netnsInode(cfg.Netns)
 	if err != nil {
 		return nil, err
@@ -371,17 +360,7 @@ func (k *KernelEvents) decode(s []byte, e *kevent.Event) {
 func (k *KernelEvents) SetDeadline(d time.Time) { k.deadline = d }
 
 // Lost returns how many events were dropped because the ring buffer was full.
-func (k *KernelEvents) Lost() uint64 {
-	var per []uint64
-	if err := k.objs.Lost.Lookup(uint32(0), &per); err != nil {
-		return 0
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
-	}
-	return n
-}
+func (k *KernelEvents) Lost() uint64 { return perCPUSum(k.objs.Lost) }
 
 // Close detaches the programs and frees the maps and the ring buffer. A Read
 // blocked in another goroutine returns os.ErrClosed.

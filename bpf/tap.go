@@ -269,21 +269,46 @@ func (cfg *TapConfig) normalize() (int, error) {
 	if len(cfg.Ports) > MaxPorts {
 		return 0, fmt.Errorf("tap: at most %d ports, got %d", MaxPorts, len(cfg.Ports))
 	}
-	var ports []uint16 // 0 entries are dropped; none left = all ports
-	for _, p := range cfg.Ports {
+	cfg.Ports = nonZero(cfg.Ports)
+	return ringSize(cfg.RingBytes, DefaultRingBytes), nil
+}
+
+// nonZero drops the 0 entries of a port list (none left: all ports).
+func nonZero(ports []uint16) []uint16 {
+	var out []uint16
+	for _, p := range ports {
 		if p != 0 {
-			ports = append(ports, p)
+			out = append(out, p)
 		}
 	}
-	cfg.Ports = ports
-	ring := DefaultRingBytes
-	if cfg.RingBytes > 0 {
-		ring = os.Getpagesize()
-		for ring < cfg.RingBytes {
-			ring <<= 1
-		}
+	return out
+}
+
+// ringSize is a ring buffer's size for a request of req bytes: the next
+// power of two from a page (def when req is 0 or less).
+func ringSize(req, def int) int {
+	if req <= 0 {
+		return def
 	}
-	return ring, nil
+	ring := os.Getpagesize()
+	for ring < req {
+		ring <<= 1
+	}
+	return ring
+}
+
+// perCPUSum adds up a per-CPU counter at key 0 of m (0 when it cannot be
+// read).
+func perCPUSum(m *ebpf.Map) uint64 {
+	var per []uint64
+	if err := m.Lookup(uint32(0), &per); err != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
 }
 
 func nsSuffix(netns string) string {
@@ -468,17 +493,7 @@ const lonePoll = 50 * time.Millisecond
 func (t *Tap) SetDeadline(d time.Time) { t.deadline = d }
 
 // Lost returns how many packets were dropped because the ring buffer was full.
-func (t *Tap) Lost() uint64 {
-	var per []uint64
-	if err := t.objs.Lost.Lookup(uint32(0), &per); err != nil {
-		return 0
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
-	}
-	return n
-}
+func (t *Tap) Lost() uint64 { return perCPUSum(t.objs.Lost) }
 
 // Ifindex is the interface's index in its namespace.
 func (t *Tap) Ifindex() int { return t.ifindex }

@@ -431,15 +431,8 @@ func (s *afpacket) emit(p *Packet) error {
 	}
 	s.left--
 	s.off += next
-	s.info.Packets++
 	t := int64(sec)*1e9 + int64(nsec)
-	if s.info.First == 0 || t < s.info.First {
-		s.info.First = t
-	}
-	if t > s.info.Last {
-		s.info.Last = t
-	}
-	s.info.Bytes += int64(snap)
+	s.info.book(t, snap)
 	*p = Packet{Data: data, Time: t, OrigLen: wire, LinkType: s.info.LinkTypes[0], Num: s.info.Packets}
 	return nil
 }

@@ -57,6 +57,17 @@ type SourceInfo struct {
 	FirstAnomaly *FormatError
 }
 
+// book counts a packet of n bytes at capture time t (the live engines; a
+// file's reader also checks the order, see file.count).
+func (in *SourceInfo) book(t int64, n int) {
+	if in.Packets == 0 || t < in.First {
+		in.First = t
+	}
+	in.Last = max(in.Last, t)
+	in.Packets++
+	in.Bytes += int64(n)
+}
+
 // FormatError is damage in a capture file: where it is and what is wrong.
 type FormatError struct {
 	Path   string

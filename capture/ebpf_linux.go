@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -100,22 +101,11 @@ func (s *ebpfSource) Next(p *Packet) error {
 	}
 	num := s.n.Add(1)
 	*p = Packet{Data: s.rec.Data, Time: s.rec.Time, OrigLen: max(int(s.rec.OrigLen), len(s.rec.Data)), LinkType: s.rec.LinkType, Num: num}
-	s.addLinkType(p.LinkType)
-	if s.info.Packets == 0 || p.Time < s.info.First {
-		s.info.First = p.Time
+	if !slices.Contains(s.info.LinkTypes, p.LinkType) {
+		s.info.LinkTypes = append(s.info.LinkTypes, p.LinkType)
 	}
-	s.info.Last = max(s.info.Last, p.Time)
-	s.info.Packets++
+	s.info.book(p.Time, 0) // (the tap's records are not the file's bytes)
 	return nil
-}
-
-func (s *ebpfSource) addLinkType(lt uint16) {
-	for _, x := range s.info.LinkTypes {
-		if x == lt {
-			return
-		}
-	}
-	s.info.LinkTypes = append(s.info.LinkTypes, lt)
 }
 
 func (s *ebpfSource) Info() *SourceInfo { return &s.info }

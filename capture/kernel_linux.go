@@ -105,12 +105,8 @@ func (s *KernelSource) Next(p *Packet) error {
 	*p = Packet{Data: s.buf, Time: s.ev.Time, OrigLen: len(s.buf), LinkType: kevent.LinkType, Num: num}
 	if s.info.Packets == 0 {
 		s.info.LinkTypes = []uint16{kevent.LinkType}
-		s.info.First = p.Time
 	}
-	s.info.First = min(s.info.First, p.Time)
-	s.info.Last = max(s.info.Last, p.Time)
-	s.info.Packets++
-	s.info.Bytes += int64(len(s.buf))
+	s.info.book(p.Time, len(s.buf))
 	return nil
 }
 

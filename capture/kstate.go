@@ -23,15 +23,7 @@ type keyInterner struct {
 
 func (ki *keyInterner) key(prefix, name []byte) string {
 	ki.scratch = append(append(append(ki.scratch[:0], prefix...), '.'), name...)
-	if s, ok := ki.keys[string(ki.scratch)]; ok {
-		return s
-	}
-	if ki.keys == nil {
-		ki.keys = make(map[string]string, 512)
-	}
-	s := string(ki.scratch)
-	ki.keys[s] = s
-	return s
+	return ki.whole(ki.scratch)
 }
 
 func (ki *keyInterner) whole(name []byte) string {

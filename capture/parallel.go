@@ -58,7 +58,6 @@ type Chunks struct {
 	size  int
 	n     int
 	// Resynchronisation: what a plausible record header stays within.
-	maxCap   uint32 // captured length (not the snap length: some writers store longer records)
 	fracMax  uint32 // the fraction of a second, in the file's unit
 	firstSec uint32 // the first record's seconds
 
@@ -88,7 +87,7 @@ func NewChunks(src Source, size int) *Chunks {
 	if size <= 0 {
 		size = ChunkSize
 	}
-	c := &Chunks{r: r, data: w.buf, first: pcapFileHdr, size: size, maxCap: MaxRecordLen, fracMax: 1e6, mapped: w.mapped}
+	c := &Chunks{r: r, data: w.buf, first: pcapFileHdr, size: size, fracMax: 1e6, mapped: w.mapped}
 	w.held = true
 	if r.info.Nanosecond {
 		c.fracMax = 1e9
@@ -270,7 +269,9 @@ func (c *Chunks) plausible(p int) bool {
 		}
 		hdr := data[p : p+pcapRecHdr]
 		sec, frac, caplen, wire := o.u32(hdr), o.u32(hdr[4:]), o.u32(hdr[8:]), o.u32(hdr[12:])
-		if sec == 0 || frac >= c.fracMax || caplen > c.maxCap || caplen > wire || wire > 1<<24 {
+		// (The captured length is checked against MaxRecordLen, not the snap
+		// length: some writers store longer records.)
+		if sec == 0 || frac >= c.fracMax || caplen > MaxRecordLen || caplen > wire || wire > 1<<24 {
 			return false
 		}
 		// Within an hour of the previous record, and within a year of the

@@ -268,15 +268,8 @@ func (s *pcapSource) Next(p *Packet) error {
 			}
 			return s.info.Err
 		}
-		s.info.Packets++
 		t := ci.Timestamp.UnixNano()
-		if s.info.First == 0 || t < s.info.First {
-			s.info.First = t
-		}
-		if t > s.info.Last {
-			s.info.Last = t
-		}
-		s.info.Bytes += int64(len(data))
+		s.info.book(t, len(data))
 		*p = Packet{Data: data, Time: t, OrigLen: max(ci.Length, len(data)), LinkType: s.lt, Num: s.info.Packets}
 		return nil
 	}
