@@ -383,7 +383,7 @@ func (k *Kernel) match(a *Attempt) {
 		k.totals.Matched++
 	}
 	if hasGhost {
-		if len(k.ghosts) < maxGhosts {
+		if len(k.ghosts) < MaxGhosts {
 			k.ghosts = append(k.ghosts, ghostConn{server: a.Server, time: a.Start, reason: ghost.reason, location: ghost.location})
 		} else {
 			k.totals.GhostsOmitted++
@@ -417,8 +417,8 @@ type ghostConn struct {
 	reason, location string
 }
 
-// maxGhosts bounds the ghost connections remembered (the rest are counted).
-const maxGhosts = 65536
+// MaxGhosts bounds the ghost connections remembered (the rest are counted).
+const MaxGhosts = 65536
 
 // ghostsAt counts the ghost connections to server that started within
 // [from, to], by reason and location.

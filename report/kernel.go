@@ -39,6 +39,10 @@ type Kernel struct {
 	Malformed      uint64 `json:"malformed"`
 	Samples        int    `json:"samples"`
 	SamplesThinned uint64 `json:"samples_thinned,omitempty"`
+	// GhostsOmitted counts handshakes whose ACK the kernel dropped at the
+	// listener beyond the analyze.MaxGhosts remembered for the accept-queue
+	// findings.
+	GhostsOmitted uint64 `json:"ghosts_omitted,omitempty"`
 	// From the first and last counter samples.
 	First     string            `json:"first,omitempty"`
 	Last      string            `json:"last,omitempty"`
@@ -170,7 +174,7 @@ func NewKernel(k *analyze.Kernel, missing []string) *Kernel {
 		Drops: reasons(t.Drops), DropsOther: t.DropsOther, SynackRetransmits: t.SynAckRetransmits,
 		ResetsSent: t.ResetsSent, ResetsReceived: t.ResetsReceived, ResetReasons: reasons(t.ResetReasons),
 		Matched: t.Matched, Unmatched: t.Unmatched, Evicted: t.Evicted, Malformed: t.Malformed,
-		SamplesThinned: t.SamplesThinned, Counters: []CounterDelta{}}
+		SamplesThinned: t.SamplesThinned, GhostsOmitted: t.GhostsOmitted, Counters: []CounterDelta{}}
 	for _, n := range k.Notes() {
 		out.Missing = append(out.Missing, n.Source+": "+n.Message)
 	}
@@ -384,6 +388,9 @@ func kernelSummaryLines(k *Kernel) []string {
 		}
 		if k.DropsOther > 0 {
 			l("TCP drops with other reasons: %s", num(k.DropsOther))
+		}
+		if k.GhostsOmitted > 0 {
+			l("handshakes whose ACK the listener dropped, beyond the %s remembered: %s (not in the accept-queue findings)", num(analyze.MaxGhosts), num(k.GhostsOmitted))
 		}
 		l("SYN-ACK retransmits: %s; resets sent: %s, received: %s%s", num(k.SynackRetransmits), num(k.ResetsSent), num(k.ResetsReceived), reasonText(k.ResetReasons))
 		if moved := movedText(k.Counters); moved != "" {
