@@ -11,9 +11,9 @@ import (
 // full flow); what stays is unanswered SYNs, and in a spoofed SYN flood that
 // is millions of them. The table is a slab of fixed-size records indexed by
 // a map of plain integers, so the garbage collector never scans it, a flood
-// costs about 240 bytes per tracked SYN (the record, its index slots and
-// queue entries), and a flood fills this table
-// without evicting the real connections in the flow table.
+// costs about 250 bytes per tracked SYN (the record, what the tracker
+// keeps beside it, its index slots and queue entries), and a flood fills
+// this table without evicting the real connections in the flow table.
 
 // embryoSyns is how many SYNs an embryo records; one more hatches it (a
 // client that keeps retransmitting is rare enough to get a full flow).
@@ -21,17 +21,16 @@ const embryoSyns = 2
 
 // embryo is a SYN-only flow in three cache lines, with no pointers.
 type embryo struct {
-	// The first cache line (records are 192 bytes, in page-aligned chunks)
-	// holds what the tracker reads of an embryo it drops or expires; the
-	// second the rest of an embryo of one SYN, and the third its second
-	// SYN: most embryos (all of a flood's that does not retransmit) are
-	// written and read in two lines.
+	// An embryo of one SYN (all of a flood's that do not retransmit) is
+	// in the first two cache lines (records are 192 bytes, in page-aligned
+	// chunks), its second SYN in the third: most embryos are written and
+	// read in two lines. What the tracker reads of an embryo it evicts or
+	// expires is beside the records, in embMeta.
 	key  flowKey // with its VLAN tags (42 bytes)
 	dir  uint8   // key side of the client
 	nsyn uint8
-	hash uint32 // keyHash of the untagged key
-	last int64  // latest SYN (capture time)
-	qpos uint64 // its place in the LRU queue (embryos.q); gone when not in the table
+	_    [12]byte
+	last int64 // latest SYN (capture time)
 
 	id   uint64
 	isn  uint32
@@ -82,16 +81,29 @@ type embryos struct {
 	slots  []uint64 // 0 empty; else hash<<32 | slab index+1
 	n      int
 	chunks [][]embryo
+	meta   [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
 	nslab  int32
 	free   slabQueue
 	q      []int32 // ring of slab indices; power-of-two length
 	qhead  uint64  // position of the front entry (q[qhead&mask])
 	qtail  uint64  // one past the last entry
 	max    int
+
+	// stream is set once the table overflows (a flood, see Tracker.em):
+	// records are then built in scratch and published.
+	stream  bool
+	scratch embryo
 }
 
-// gone is the qpos of a record that is not in the table.
-const gone = ^uint64(0)
+// embMeta is what the tracker reads of a record it evicts or expires, kept
+// beside the records: evicting the oldest record (at every SYN of a flood)
+// then reads a small array in queue order, and never the record itself,
+// which only the emitting goroutine reads then.
+type embMeta struct {
+	qpos uint32 // its place in the LRU queue (embryos.q), modulo 2^32
+	hash uint32 // keyHash of the untagged key; 0 when not in the table
+	last int64  // the record's last
+}
 
 const (
 	chunkShift = 12
@@ -105,6 +117,16 @@ func newEmbryos(max int) *embryos {
 func (t *embryos) len() int { return t.n }
 
 func (t *embryos) at(i int32) *embryo { return &t.chunks[i>>chunkShift][i&(chunkSize-1)] }
+
+func (t *embryos) m(i int32) *embMeta { return &t.meta[i>>chunkShift][i&(chunkSize-1)] }
+
+// live reports whether the queue entry at position p (holding slab index i)
+// is i's current one. Positions are compared modulo 2^32: an entry is less
+// than the queue's length (under 2^32) from its record's current one.
+func (t *embryos) live(i int32, p uint64) bool {
+	m := t.m(i)
+	return m.hash != 0 && m.qpos == uint32(p)
+}
 
 // keyHash hashes the untagged 4-tuple (fixed function: lookups only, the
 // results never depend on it). The words are multiplied independently and
@@ -174,17 +196,13 @@ func (t *embryos) grow() {
 	}
 }
 
-// unlink takes slab index i out of the LRU order (its queue entry is stale
-// from now on).
-func (t *embryos) unlink(i int32) { t.at(i).qpos = gone }
-
 // pushBack puts slab index i at the back of the LRU order.
 func (t *embryos) pushBack(i int32) {
 	if t.qtail-t.qhead == uint64(len(t.q)) {
 		t.makeRoom()
 	}
 	t.q[t.qtail&uint64(len(t.q)-1)] = i
-	t.at(i).qpos = t.qtail
+	t.m(i).qpos = uint32(t.qtail)
 	t.qtail++
 }
 
@@ -200,9 +218,9 @@ func (t *embryos) makeRoom() {
 	var n uint64
 	for p := t.qhead; p != t.qtail; p++ {
 		i := old[p&mask]
-		if e := t.at(i); e.qpos == p {
+		if t.live(i, p) {
 			t.q[n] = i
-			e.qpos = n
+			t.m(i).qpos = uint32(n)
 			n++
 		}
 	}
@@ -215,7 +233,7 @@ func (t *embryos) head() int32 {
 	mask := uint64(len(t.q) - 1)
 	for ; t.qhead != t.qtail; t.qhead++ {
 		i := t.q[t.qhead&mask]
-		if t.at(i).qpos == t.qhead {
+		if t.live(i, t.qhead) {
 			return i
 		}
 	}
@@ -232,8 +250,9 @@ func (t *embryos) ahead(n uint64) int32 {
 }
 
 // alloc returns a free slot for k (not in the table; h its keyHash),
-// linked at the back.
-func (t *embryos) alloc(k *flowKey, h uint32) int32 {
+// linked at the back, and the record to fill in: the slot's own, or, once
+// the table streams (see embryos.stream), a scratch one for publish.
+func (t *embryos) alloc(k *flowKey, h uint32) (int32, *embryo) {
 	// At most a quarter full: a flood deletes at every SYN, and a
 	// backward-shift deletion walks to the end of the run.
 	if 4*(t.n+1) > len(t.slots) {
@@ -245,20 +264,34 @@ func (t *embryos) alloc(k *flowKey, h uint32) int32 {
 	} else {
 		if int(t.nslab)>>chunkShift == len(t.chunks) {
 			t.chunks = append(t.chunks, make([]embryo, chunkSize))
+			t.meta = append(t.meta, make([]embMeta, chunkSize))
 		}
 		i = t.nslab
 		t.nslab++
 	}
 	slot, _, _ := t.find(k, h)
 	e := t.at(i)
+	if t.stream {
+		e = &t.scratch
+	}
 	// The first two lines only: the third is written with a second SYN.
 	*(*[128]byte)(unsafe.Pointer(e)) = [128]byte{}
-	e.hash = h
+	t.m(i).hash = h
 	e.key = *k
 	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
 	t.n++
 	t.pushBack(i)
-	return i
+	return i, e
+}
+
+// publish writes the first two lines of the scratch record, filled in since
+// alloc returned it, to slab index i with non-temporal stores: they go to
+// memory without reading the lines first, and without pushing the index out
+// of the caches. Only the emitting goroutine reads them, much later (the
+// tracker, for the rare answer or retransmit, reads them back as usual);
+// the emitter's hand-over fences them (emitter.send).
+func (t *embryos) publish(i int32) {
+	storeNT128(unsafe.Pointer(t.at(i)), unsafe.Pointer(&t.scratch))
 }
 
 // remove forgets slab index i, closing the gap in the index by shifting
@@ -305,12 +338,14 @@ func (s *slabQueue) peek(n int) int32 {
 // drop takes slab index i out of the table without freeing it: its record
 // stays as it is until the caller frees it.
 func (t *embryos) drop(i int32) {
-	t.unlink(i)
 	// Find i's slot from its hash, comparing slab indices only (no key
-	// compare, no slab access).
+	// compare, no record access).
+	m := t.m(i)
+	h := m.hash
+	m.hash = 0 // not in the table: its queue entry is stale from now on
 	mask := len(t.slots) - 1
-	want := uint64(t.at(i).hash)<<32 | uint64(uint32(i+1))
-	slot := int(t.at(i).hash) & mask
+	want := uint64(h)<<32 | uint64(uint32(i+1))
+	slot := int(h) & mask
 	for t.slots[slot] != want {
 		slot = (slot + 1) & mask
 	}
@@ -342,13 +377,15 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 			t.sum.Evicted++
 			t.finishEmbryo(et.head(), true)
 		}
-		i = et.alloc(k, h)
-		e := et.at(i)
+		i, e := et.alloc(k, h)
 		t.sum.Attempts++
 		e.id = t.sum.Attempts
 		e.dir, e.isn, e.data = dir, d.Seq, d.PayloadLen
 		e.add(d, ts, ref)
-		if j := et.free.peek(4); j >= 0 {
+		et.m(i).last = e.last
+		if et.stream {
+			et.publish(i)
+		} else if j := et.free.peek(4); j >= 0 {
 			// A record written four SYNs from now: ask for its first two
 			// lines (the third is for a second SYN).
 			r := uintptr(unsafe.Pointer(et.at(j)))
@@ -375,8 +412,9 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 	}
 	t.sum.SynRetransmits++
 	e.add(d, ts, ref)
-	// A retransmit renews it: move it to the back of the LRU list.
-	et.unlink(i)
+	et.m(i).last = e.last
+	// A retransmit renews it: move it to the back of the LRU order (its
+	// old queue entry is stale from now on).
 	et.pushBack(i)
 	return true
 }
@@ -420,6 +458,7 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 	et := t.embryos
 	if evicted && t.em == nil && t.emitAsync {
 		t.em = newEmitter(t)
+		et.stream = true
 	}
 	if t.em != nil {
 		// The emitting goroutine builds the attempt from the record and
@@ -436,14 +475,10 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		t.finishAttempt(f, t.now)
 	}
 	if evicted {
-		// A flood evicts the front at every SYN: fetch the record of the
-		// one evicted eight SYNs from now, and the index slot of the one
-		// after next (its record was fetched six SYNs ago).
-		if j := et.ahead(8); j >= 0 {
-			prefetch(uintptr(unsafe.Pointer(et.at(j))))
-		}
+		// A flood evicts the front at every SYN: fetch the index slot of
+		// the one after next.
 		if j := et.ahead(2); j >= 0 {
-			prefetch(uintptr(unsafe.Pointer(&et.slots[int(et.at(j).hash)&(len(et.slots)-1)])))
+			prefetch(uintptr(unsafe.Pointer(&et.slots[int(et.m(j).hash)&(len(et.slots)-1)])))
 		}
 	}
 }
@@ -517,7 +552,7 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 // oldest is at the head.
 func (t *Tracker) expireEmbryos() {
 	et := t.embryos
-	for i := et.head(); i >= 0 && t.now-et.at(i).last > t.idle[listHandshake]; i = et.head() {
+	for i := et.head(); i >= 0 && t.now-et.m(i).last > t.idle[listHandshake]; i = et.head() {
 		t.finishEmbryo(i, false)
 	}
 }

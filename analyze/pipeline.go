@@ -281,6 +281,7 @@ func (an *Analyzer) EmitAsync() (wait func()) {
 		if t.em != nil {
 			t.em.stop(t)
 			t.em = nil
+			t.embryos.stream = false
 		}
 	}
 }
@@ -298,6 +299,7 @@ func newEmitter(t *Tracker) *emitter {
 
 // stop emits what is left, ends the goroutine and books what it counted.
 func (em *emitter) stop(t *Tracker) {
+	storeFence()
 	em.full <- em.cur
 	close(em.full)
 	<-em.done
@@ -372,6 +374,7 @@ func (em *emitter) embryo(i int32, e *embryo, now int64, evicted bool, et *embry
 // send hands the current batch over, and takes back an emitted one: the
 // embryo records in it are free again.
 func (em *emitter) send(et *embryos) {
+	storeFence() // the records published since the last batch
 	em.full <- em.cur
 	b := <-em.free
 	for i := range b {

@@ -195,7 +195,7 @@ func TestEmbryoIndexChurn(t *testing.T) {
 			if ok2 {
 				t.Fatalf("step %d: found a removed key", step)
 			}
-			ref[k] = et.alloc(&k, h)
+			ref[k], _ = et.alloc(&k, h)
 		}
 	}
 	if et.len() != len(ref) {
@@ -235,10 +235,9 @@ func TestEmbryoLRUOrder(t *testing.T) {
 		i, ok := in[k]
 		switch {
 		case !ok:
-			in[k] = et.alloc(&k, keyHash(&k))
+			in[k], _ = et.alloc(&k, keyHash(&k))
 			order = append(order, k)
 		case r.IntN(2) == 0: // a retransmit renews it
-			et.unlink(i)
 			et.pushBack(i)
 			drop(k)
 			order = append(order, k)
@@ -322,7 +321,7 @@ func TestEmbryoLayout(t *testing.T) {
 	if n := unsafe.Sizeof(e); n != 192 {
 		t.Errorf("embryo is %d bytes, want 192", n)
 	}
-	if o := unsafe.Offsetof(e.qpos) + unsafe.Sizeof(e.qpos); o > 64 {
+	if o := unsafe.Offsetof(e.last) + unsafe.Sizeof(e.last); o > 64 {
 		t.Errorf("the tracker's part ends at %d, beyond the first line", o)
 	}
 	if o := unsafe.Offsetof(e.syn0) + unsafe.Sizeof(e.syn0); o > 128 {
