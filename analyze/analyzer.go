@@ -128,6 +128,7 @@ func (an *Analyzer) Advance(ts int64) { an.tracker.advance(ts) }
 // Finish ends every attempt still open, judging it at the capture's end.
 func (an *Analyzer) Finish() {
 	an.tracker.Flush(max(an.sum.Last, an.kernel.totals.Last))
+	an.tracker.stopEmitter()
 	an.kernel.finish()
 }
 

@@ -240,6 +240,19 @@ func (t *embryos) head() int32 {
 	return -1
 }
 
+// drain takes every record out of the table, least recently used first,
+// passing each slab index to f (the caller frees them), and empties the
+// index in one sweep instead of a deletion per record.
+func (t *embryos) drain(f func(i int32)) {
+	for i := t.head(); i >= 0; i = t.head() {
+		t.m(i).hash = 0
+		t.qhead++
+		f(i)
+	}
+	clear(t.slots)
+	t.n = 0
+}
+
 // ahead returns the slab index n entries behind the front of the queue
 // (stale or not), or -1: what to fetch before it is needed.
 func (t *embryos) ahead(n uint64) int32 {

@@ -269,20 +269,25 @@ func (an *Analyzer) TrackBatch(b *Batch, base uint64) {
 // costs more than tracking it: an embryo the tracker drops goes over as it
 // is, compact, and is built into an attempt, judged and emitted there;
 // attempts of full flows go over judged. emit sees exactly the attempts, in
-// exactly the order, it would see otherwise. The returned function waits
-// until everything handed over so far is emitted and stops the goroutine:
-// call it before Finish, Summary or anything that reads what emit built.
-// Until then the analyzer must be used from one goroutine.
+// exactly the order, it would see otherwise. Finish ends the attempts still
+// open through the same goroutine and then stops it; the returned function
+// does so without Finish: one or the other must be called before Summary
+// or anything that reads what emit built. Until then the analyzer must be
+// used from one goroutine.
 func (an *Analyzer) EmitAsync() (wait func()) {
 	t := an.tracker
 	t.emitAsync = true
-	return func() {
-		t.emitAsync = false
-		if t.em != nil {
-			t.em.stop(t)
-			t.em = nil
-			t.embryos.stream = false
-		}
+	return t.stopEmitter
+}
+
+// stopEmitter waits until the emitting goroutine has emitted everything
+// handed over, and stops it; no other is started.
+func (t *Tracker) stopEmitter() {
+	t.emitAsync = false
+	if t.em != nil {
+		t.em.stop(t)
+		t.em = nil
+		t.embryos.stream = false
 	}
 }
 

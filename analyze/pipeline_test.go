@@ -19,7 +19,8 @@ func snapshot(a *Attempt) Attempt {
 // tracker's goroutine), tracking them in order (TrackBatch) and emitting in a
 // goroutine of its own once the SYN-only table overflows (EmitAsync) gives
 // exactly the serial result: the same attempts, emitted in the same order,
-// and the same summary.
+// and the same summary, whether the goroutine is stopped before Finish or
+// Finish ends the embryos left through it and stops it.
 func TestBatchesMatchSerial(t *testing.T) {
 	pkts := append(benchStream(t, 700), synFlood(t, 3000)...)
 	sort.SliceStable(pkts, func(i, j int) bool { return pkts[i].Time < pkts[j].Time })
@@ -30,7 +31,8 @@ func TestBatchesMatchSerial(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxSYNOnly = 500 // the flood overflows it
 
-	for _, keep := range []bool{true, false} {
+	for _, c := range []struct{ keep, stopFirst bool }{{true, true}, {false, true}, {true, false}, {false, false}} {
+		keep := c.keep
 		var want []Attempt
 		an := NewAnalyzer(cfg, nil, func(a *Attempt) bool { want = append(want, snapshot(a)); return keep })
 		for i := range pkts {
@@ -64,8 +66,13 @@ func TestBatchesMatchSerial(t *testing.T) {
 			}
 			i += n
 		}
-		stop()
+		if c.stopFirst {
+			stop()
+		}
 		an.Finish()
+		if an.tracker.em != nil {
+			t.Error("the emitting goroutine still runs after Finish")
+		}
 		if batches == 0 || refused == 0 {
 			t.Errorf("%d batches tracked, %d refused: both paths should be taken", batches, refused)
 		}
@@ -73,15 +80,15 @@ func TestBatchesMatchSerial(t *testing.T) {
 			t.Error("nothing evicted: the emitting goroutine was not used")
 		}
 		if len(got) != len(want) {
-			t.Fatalf("keep %v: %d attempts emitted, want %d", keep, len(got), len(want))
+			t.Fatalf("%+v: %d attempts emitted, want %d", c, len(got), len(want))
 		}
 		for i := range want {
 			if !reflect.DeepEqual(got[i], want[i]) {
-				t.Fatalf("keep %v: attempt %d emitted differs:\n got %+v\nwant %+v", keep, i, got[i], want[i])
+				t.Fatalf("%+v: attempt %d emitted differs:\n got %+v\nwant %+v", c, i, got[i], want[i])
 			}
 		}
 		if !reflect.DeepEqual(*an.Summary(), wantSum) {
-			t.Errorf("keep %v: summary differs:\n got %+v\nwant %+v", keep, *an.Summary(), wantSum)
+			t.Errorf("%+v: summary differs:\n got %+v\nwant %+v", c, *an.Summary(), wantSum)
 		}
 	}
 }

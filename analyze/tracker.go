@@ -555,6 +555,12 @@ func (t *Tracker) Flush(end int64) {
 			t.finishFlow(t.lists[i].head, false)
 		}
 	}
+	if t.em != nil {
+		// The emitting goroutine builds them; the tracker only hands them
+		// over, in order, and empties the index at once.
+		t.embryos.drain(func(i int32) { t.em.embryo(i, t.embryos.at(i), t.now, false, t.embryos) })
+		return
+	}
 	for i := t.embryos.head(); i >= 0; i = t.embryos.head() {
 		t.finishEmbryo(i, false)
 	}

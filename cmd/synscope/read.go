@@ -546,7 +546,7 @@ func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer,
 
 	// Attempts end (are built, judged, grouped and listed) in a goroutine
 	// of their own.
-	defer an.EmitAsync()()
+	an.EmitAsync() // Finish stops it
 
 	lastParallel = parallelStats{chunks: ch.Len()}
 	var p capture.Packet
