@@ -153,6 +153,50 @@ func TestChunksMatchSequential(t *testing.T) {
 	}
 }
 
+// TestChunkSizeFromRecords: a capture of small packets is cut into smaller
+// chunks than one of large packets, judged across the file, not by its
+// start (a flood after some minutes of web traffic); damage where it
+// samples does not stop it.
+func TestChunkSizeFromRecords(t *testing.T) {
+	build := func(head, rest, n int) []byte {
+		f := newPcapFile(le, false, 65535, 1)
+		for i := 0; i < n; i++ {
+			size := rest
+			if i < n/100 {
+				size = head // the first 1% of the packets
+			}
+			f.add(1700000000+uint32(i/1000), uint32(i%1000)*1000, frame(size, byte(i)), uint32(size))
+		}
+		return f.buf
+	}
+	small, large := 60, 1400
+	garbage := build(small, small, 40000)
+	copy(garbage[len(garbage)/2:], bytes.Repeat([]byte{0xff}, 5000))
+	for _, c := range []struct {
+		name string
+		data []byte
+		want int
+	}{
+		{"small packets", build(small, small, 40000), minChunkSize},
+		{"large packets", build(large, large, 4000), ChunkSize},
+		{"large packets, then a flood", build(large, small, 40000), minChunkSize},
+		{"a flood, then large packets", build(small, large, 4000), ChunkSize},
+		{"garbage in the middle", garbage, minChunkSize},
+		{"one packet", build(large, large, 1), ChunkSize},
+	} {
+		ch := NewChunks(inMemory(t, c.data), 0)
+		if ch == nil {
+			t.Fatalf("%s: not read in chunks", c.name)
+		}
+		if ch.size != c.want {
+			t.Errorf("%s: chunks of %d bytes, want %d", c.name, ch.size, c.want)
+		}
+		if got := NewChunks(inMemory(t, c.data), 700).size; got != 700 {
+			t.Errorf("%s: a size asked for (700) gives %d", c.name, got)
+		}
+	}
+}
+
 // TestChunksOnlyForMappedPcap: pcapng, gzip and streams are read
 // sequentially.
 func TestChunksOnlyForMappedPcap(t *testing.T) {
