@@ -5,12 +5,13 @@
 #   2. bench/data/web-1g.pcap and bench/data/synflood-10m.pcap, made by
 #      internal/benchgen (byte-identical every time; not regenerated when
 #      their .sha256 sidecar says they are up to date);
-#   3. for each file, after one warm-up read (cat > /dev/null): synscope
-#      (text report, then JSON report), tcpdump with a SYN/FIN/RST filter and
-#      tshark with a display filter needing TCP analysis, each RUNS times,
-#      timed with /usr/bin/time (wall seconds, peak RSS); the medians go into
-#      a table on stdout and, in markdown, into bench/results-latest.md,
-#      with synscope's JSON summary next to what the generator planted.
+#   3. in RUNS rounds, each running every tool once on every file after a
+#      warm-up read of it (cat > /dev/null): synscope (text report, then
+#      JSON report), tcpdump with a SYN/FIN/RST filter and tshark with a
+#      display filter needing TCP analysis, timed with /usr/bin/time (wall
+#      seconds, peak RSS); the medians go into a table on stdout and, in
+#      markdown, into bench/results-latest.md, with synscope's JSON summary
+#      next to what the generator planted.
 #
 # Environment (all optional):
 #   GO=go  BIN=bin/synscope  DATA=bench/data  OUT=bench/results-latest.md
@@ -99,57 +100,49 @@ gen_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'
 
 # --- 3. timing -------------------------------------------------------------
 
+# The runs go in rounds: each round runs every tool once on every file, so
+# that the runs a ratio compares (synscope against tcpdump and tshark, the
+# flood's packets/s against the web capture's) are spread over the same
+# minutes, not one tool's runs in a quiet minute and another's in a busy
+# one (this machine's load comes and goes). Each run follows a warm-up read
+# of its file: the page cache may have dropped it since (tshark on the
+# flood takes 14 GB).
+
 # median: the median of the numbers on stdin.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
-# measure TIMEOUT CMD...: runs CMD (stdout to /dev/null) RUNS times, or once
-# when the first run is slower than SLOW s; sets M_WALL, M_RSS (KB), M_RUNS
-# and M_STATUS (ok, timeout, "exit N").
-measure() {
-	local to=$1 i rc line t0
+# run_once TIMEOUT CMD...: runs CMD once (stdout to /dev/null); sets R_WALL,
+# R_RSS (KB) and R_STATUS (ok, timeout, "killed ...", "exit N").
+run_once() {
+	local to=$1 rc=0 t0=$SECONDS line
 	shift
-	: >"$tmp/walls"
-	: >"$tmp/rss"
-	M_STATUS=ok M_RUNS=0
-	for ((i = 1; i <= RUNS; i++)); do
-		rc=0
-		t0=$SECONDS
-		if [ "$to" != 0 ]; then
-			timeout -k 10 "$to" /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
-		else
-			/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
-		fi
-		if [ "$to" != 0 ] && { [ $rc = 124 ] || { [ $rc = 137 ] && [ $((SECONDS - t0)) -ge "$to" ]; }; }; then
-			M_STATUS=timeout
-			break
-		elif [ $rc = 137 ] || [ $rc = 9 ]; then
-			M_STATUS="killed (out of memory?)"
-			say "$* was killed after $((SECONDS - t0)) s"
-			break
-		elif [ $rc != 0 ]; then
-			M_STATUS="exit $rc"
-			say "$* failed (exit $rc):"
-			tail -n 5 "$tmp/stderr" >&2
-			break
-		fi
+	if [ "$to" != 0 ]; then
+		timeout -k 10 "$to" /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
+	else
+		/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
+	fi
+	R_STATUS=ok
+	if [ "$to" != 0 ] && { [ $rc = 124 ] || { [ $rc = 137 ] && [ $((SECONDS - t0)) -ge "$to" ]; }; }; then
+		R_STATUS=timeout
+	elif [ $rc = 137 ] || [ $rc = 9 ]; then
+		R_STATUS="killed (out of memory?)"
+		say "$* was killed after $((SECONDS - t0)) s"
+	elif [ $rc != 0 ]; then
+		R_STATUS="exit $rc"
+		say "$* failed (exit $rc):"
+		tail -n 5 "$tmp/stderr" >&2
+	else
 		line=$(tail -n 1 "$tmp/time")
-		echo "${line% *}" >>"$tmp/walls"
-		echo "${line#* }" >>"$tmp/rss"
-		M_RUNS=$i
-		if awk -v w="${line% *}" -v s="$SLOW" 'BEGIN { exit !(w > s) }'; then
-			[ $i -lt "$RUNS" ] && say "  first run took ${line% *} s (> SLOW=$SLOW s): not repeated"
-			break
-		fi
-	done
-	M_WALL=$(median <"$tmp/walls")
-	M_RSS=$(median <"$tmp/rss")
+		R_WALL=${line% *} R_RSS=${line#* }
+	fi
 }
 
 # fmt_int: 1234567 -> 1,234,567
 fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 
-rows=()    # file|tool|wall|pps|rss MB|runs|note
+tools=(synscope synscope-json tcpdump tshark)
 summaries=()
+declare -A packets=() skip=() walls=() rss=() state=() runs=()
 for name in $FILES; do
 	file=$DATA/$name
 	[ -f "$file" ] || die "$file is missing"
@@ -159,68 +152,98 @@ for name in $FILES; do
 	# Packets (and the summary) from one untimed JSON run.
 	json=$DATA/${name%.pcap}.synscope.json
 	"$BIN" read --format json -o "$json" "$file" || die "synscope failed on $file"
-	packets=$(bin/benchgen -out "$DATA" -summary "$name=$json" | tee "$tmp/summary" |
+	packets[$name]=$(bin/benchgen -out "$DATA" -summary "$name=$json" | tee "$tmp/summary" |
 		sed -n 's/^- synscope: \([0-9]*\) packets.*/\1/p')
-	[ -n "$packets" ] || die "no packet count in synscope's summary of $file"
+	[ -n "${packets[$name]}" ] || die "no packet count in synscope's summary of $file"
 	attempts=$(sed -n 's/^- synscope: [0-9]* packets, \([0-9]*\) attempts.*/\1/p' "$tmp/summary")
-	# tshark keeps about 1.5 KB per TCP conversation (14 GB for the flood's
-	# 10M spoofed SYNs) plus reassembly buffers: it needs at least that.
-	tshark_gb=$(awk -v a="${attempts:-0}" -v m="$TSHARK_MIN_GB" 'BEGIN { n = a * 1.5e3 / 2^30 + 2; printf "%.1f", (n > m ? n : m) }')
-	summaries+=("### $name ($(fmt_int "$packets") packets, $(awk -v b="$(stat -c %s "$file")" 'BEGIN { printf "%.2f GB", b / 1e9 }'))")
+	summaries+=("### $name ($(fmt_int "${packets[$name]}") packets, $(awk -v b="$(stat -c %s "$file")" 'BEGIN { printf "%.2f GB", b / 1e9 }'))")
 	while IFS= read -r l; do summaries+=("$l"); done <"$tmp/summary"
 	summaries+=("")
 
-	declare -A wall=()
-	for tool in synscope synscope-json tcpdump tshark; do
-		note=""
-		case $tool in
-		synscope) cmd=("$BIN" read "$file") to=0 ;;
-		synscope-json) cmd=("$BIN" read --format json "$file") to=0 ;;
-		tcpdump)
-			command -v tcpdump >/dev/null || { rows+=("$name|tcpdump|-|-|-|0|not installed"); continue; }
-			cmd=(tcpdump -r "$file" -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0') to=0
-			;;
-		tshark)
-			command -v tshark >/dev/null || { rows+=("$name|tshark|-|-|-|0|not installed"); continue; }
-			avail=$(awk '/^MemAvailable:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-			if awk -v a="$avail" -v m="$tshark_gb" 'BEGIN { exit !(a < m) }'; then
-				say "$name: tshark skipped: $avail GB of memory available, it needs about $tshark_gb GB here"
-				rows+=("$name|tshark|-|-|-|0|skipped: $avail GB available, needs ~$tshark_gb GB")
+	command -v tcpdump >/dev/null || skip[$name|tcpdump]="not installed"
+	if ! command -v tshark >/dev/null; then
+		skip[$name|tshark]="not installed"
+	else
+		# tshark keeps about 1.5 KB per TCP conversation (14 GB for the
+		# flood's 10M spoofed SYNs) plus reassembly buffers: it needs at
+		# least that.
+		need=$(awk -v a="${attempts:-0}" -v m="$TSHARK_MIN_GB" 'BEGIN { n = a * 1.5e3 / 2^30 + 2; printf "%.1f", (n > m ? n : m) }')
+		avail=$(awk '/^MemAvailable:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+		if awk -v a="$avail" -v m="$need" 'BEGIN { exit !(a < m) }'; then
+			say "$name: tshark skipped: $avail GB of memory available, it needs about $need GB here"
+			skip[$name|tshark]="skipped: $avail GB available, needs ~$need GB"
+		fi
+	fi
+done
+
+for ((round = 1; round <= RUNS; round++)); do
+	for name in $FILES; do
+		file=$DATA/$name
+		for tool in "${tools[@]}"; do
+			k="$name|$tool"
+			[ -z "${skip[$k]:-}" ] || continue
+			case $tool in
+			synscope) cmd=("$BIN" read "$file") to=0 ;;
+			synscope-json) cmd=("$BIN" read --format json "$file") to=0 ;;
+			tcpdump) cmd=(tcpdump -r "$file" -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0') to=0 ;;
+			tshark) cmd=(tshark -r "$file" -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission') to=$TSHARK_TIMEOUT ;;
+			esac
+			cat "$file" >/dev/null
+			run_once "$to" "${cmd[@]}"
+			if [ "$R_STATUS" != ok ]; then
+				skip[$k]="$R_STATUS"
+				[[ $tool == synscope* ]] && status=1
 				continue
 			fi
-			cmd=(tshark -r "$file" -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission') to=$TSHARK_TIMEOUT
-			;;
+			walls[$k]+="$R_WALL "
+			rss[$k]+="$R_RSS "
+			runs[$k]=$((${runs[$k]:-0} + 1))
+			say "round $round: $name: $tool: $R_WALL s, $((R_RSS / 1024)) MB"
+			if awk -v w="$R_WALL" -v s="$SLOW" 'BEGIN { exit !(w > s) }'; then
+				[ "$round" -lt "$RUNS" ] && say "  $tool took $R_WALL s (> SLOW=$SLOW s): not repeated"
+				skip[$k]="one run (slower than $SLOW s)"
+			fi
+		done
+	done
+done
+
+rows=() # file|tool|wall|pps|rss MB|runs|note
+declare -A wall=()
+for name in $FILES; do
+	for tool in "${tools[@]}"; do
+		k="$name|$tool"
+		note=${skip[$k]:-}
+		case $note in
+		"timeout") note="timeout after ${TSHARK_TIMEOUT} s" ;;
+		"killed"* | "exit "*) note="failed ($note)" ;;
+		"one run"*) note="" ;;
 		esac
-		say "$name: $tool ($RUNS runs)"
-		measure "$to" "${cmd[@]}"
-		case $M_STATUS in
-		ok) ;;
-		timeout) note="timeout after ${TSHARK_TIMEOUT} s" ;;
-		*)
-			note="failed ($M_STATUS)"
-			[[ $tool == synscope* ]] && status=1
-			;;
-		esac
-		if [ "$M_RUNS" -gt 0 ] && [ "$M_STATUS" = ok ]; then
-			wall[$tool]=$M_WALL
-			pps=$(awk -v p="$packets" -v w="$M_WALL" 'BEGIN { print (w > 0 ? p / w : 0) }')
-			rows+=("$name|$tool|$M_WALL|$(fmt_int "$pps")|$(awk -v k="$M_RSS" 'BEGIN { printf "%.0f", k / 1024 }')|$M_RUNS|$note")
+		if [ "${runs[$k]:-0}" -gt 0 ]; then
+			w=$(tr ' ' '\n' <<<"${walls[$k]}" | grep . | median)
+			m=$(tr ' ' '\n' <<<"${rss[$k]}" | grep . | median)
+			wall[$k]=$w
+			pps=$(awk -v p="${packets[$name]}" -v w="$w" 'BEGIN { print (w > 0 ? p / w : 0) }')
+			rows+=("$name|$tool|$w|$(fmt_int "$pps")|$(awk -v k="$m" 'BEGIN { printf "%.0f", k / 1024 }')|${runs[$k]}|$note")
 		else
-			rows+=("$name|$tool|${M_STATUS}|-|-|$M_RUNS|$note")
+			rows+=("$name|$tool|-|-|-|0|$note")
 		fi
-		say "  $(tail -n 1 <<<"${rows[-1]}")"
 	done
 	ratio() { # ratio A B: wall[A]/wall[B] or -
-		if [ -n "${wall[$1]:-}" ] && [ -n "${wall[$2]:-}" ]; then
-			awk -v a="${wall[$1]}" -v b="${wall[$2]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
+		if [ -n "${wall[$name|$1]:-}" ] && [ -n "${wall[$name|$2]:-}" ]; then
+			awk -v a="${wall[$name|$1]}" -v b="${wall[$name|$2]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
 		else
 			echo -
 		fi
 	}
 	rows+=("$name|ratio synscope/tcpdump wall|$(ratio synscope tcpdump)||||")
 	rows+=("$name|ratio tshark/synscope wall|$(ratio tshark synscope)||||")
-	unset wall
 done
+# The flood's packets/s against the web capture's (issue 3: "the same
+# packets/s"), when both were read.
+web=web-1g.pcap flood=synflood-10m.pcap
+if [ -n "${wall[$web|synscope]:-}" ] && [ -n "${wall[$flood|synscope]:-}" ]; then
+	rows+=("$flood|ratio of synscope's packets/s to the web capture's|$(awk -v fp="${packets[$flood]}" -v fw="${wall[$flood|synscope]}" -v wp="${packets[$web]}" -v ww="${wall[$web|synscope]}" 'BEGIN { printf "%.0f%%", 100 * (fp / fw) / (wp / ww) }')||||")
+fi
 
 # --- 4. the table ----------------------------------------------------------
 
@@ -241,7 +264,7 @@ git diff --quiet HEAD -- 2>/dev/null || git_rev="$git_rev (with uncommitted chan
 	echo "- commit $git_rev, $("$GO" version | cut -d' ' -f3-), $("$BIN" version 2>&1 | head -n 1)"
 	echo "- $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 	echo "- $(tcpdump --version 2>&1 | head -n 1), $(tshark --version 2>/dev/null | head -n 1 | sed 's/ (Git.*//')"
-	echo "- median of $RUNS runs after a warm-up read (a tool slower than ${SLOW} s on its first run: 1 run); wall time and peak RSS from /usr/bin/time"
+	echo "- median of $RUNS runs, in rounds (each round runs every tool once on every file), each after a warm-up read (a tool slower than ${SLOW} s on its first run: 1 run); wall time and peak RSS from /usr/bin/time"
 	echo "- synscope: \`synscope read FILE > /dev/null\` (text) and \`--format json\`; tcpdump: \`tcpdump -r FILE -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0'\`; tshark: \`tshark -r FILE -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission' > /dev/null\`"
 	echo "- captures: internal/benchgen, $gen_s s to generate or check them"
 	echo
