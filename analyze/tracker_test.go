@@ -330,6 +330,19 @@ func TestEmbryoLayout(t *testing.T) {
 	if o := unsafe.Offsetof(e.syn1); o != 128 {
 		t.Errorf("the second SYN starts at %d, not the third line", o)
 	}
+	// Records are written with non-temporal stores once the table streams
+	// (embryos.publish), which need 16-byte alignment: a chunk starts on a
+	// page (Go allocates large objects so) and records are 192 bytes.
+	et := newEmbryos(3 * chunkSize)
+	for n := 0; n < 2*chunkSize+1; n++ {
+		k := flowKey{pa: uint16(n), pb: uint16(n >> 16)}
+		et.alloc(&k, keyHash(&k))
+	}
+	for c, chunk := range et.chunks {
+		if p := uintptr(unsafe.Pointer(&chunk[0])); p%64 != 0 {
+			t.Errorf("chunk %d starts at %#x, not on a cache line", c, p)
+		}
+	}
 }
 
 // An answer on another VLAN joins the attempt it answers even when it is the
