@@ -545,7 +545,11 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 			a.FirstDataClient = s.time
 			a.BytesClient += uint64(d.PayloadLen)
 		}
-		a.zeek.update(a, &d, true, f)
+		if n == 0 && firstSYNFits(&d) {
+			a.zeek.firstSYN(d.Seq)
+		} else {
+			a.zeek.update(a, &d, true, f)
+		}
 	}
 	a.End = e.last
 	f.lastHS = e.last

@@ -341,6 +341,27 @@ func (z *zeekState) update(a *Attempt, d *Decoded, fromClient bool, f *flow) {
 	e.set(endSeen, true)
 }
 
+// firstSYN is update for an attempt's first packet when it is the client's
+// SYN without ACK, FIN, RST or payload, with a window: what every embryo a
+// flood leaves unanswered starts with, done without the general path
+// (TestZeekFirstSYN holds the two equal). z must be blank.
+func (z *zeekState) firstSYN(seq uint32) {
+	z.started = true // begin: the sender originates, nothing flipped
+	c, s := &z.end[0], &z.end[1]
+	c.start, c.ack, c.last = seq, seq, seq+1 // init_endpoint
+	c.next, c.trim, s.next, s.trim = 1, 1, 1, 1
+	c.state = zSynSent // prev stays zInactive
+	c.flags = endSeen
+	z.seen = hSYN
+	z.hist[0], z.nhist = 'S', 1
+}
+
+// firstSYNFits reports whether firstSYN can stand for update on an
+// attempt's first packet d from the client.
+func firstSYNFits(d *Decoded) bool {
+	return d.Flags&(FlagSYN|FlagACK|FlagFIN|FlagRST) == FlagSYN && d.PayloadLen == 0 && d.Win != 0
+}
+
 // capturedPayload is how much of the segment's payload the capture holds.
 // Zeek leaves payload cut by the snap length out of reassembly (content gaps).
 func capturedPayload(d *Decoded) uint32 { return d.PayloadCap }

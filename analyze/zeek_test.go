@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 	"unsafe"
@@ -202,5 +203,50 @@ func TestZeekStateSize(t *testing.T) {
 	// It lives in every attempt, up to MaxFlows of them.
 	if n := unsafe.Sizeof(zeekState{}); n > 176 {
 		t.Errorf("zeekState is %d bytes", n)
+	}
+}
+
+// TestZeekFirstSYN: firstSYN leaves exactly the state update leaves for
+// the packets it stands for (a first SYN from the client without ACK, FIN,
+// RST or payload, with a window), whatever the other flags, ports and
+// sequence number.
+func TestZeekFirstSYN(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	fits := 0
+	for n := 0; n < 20000; n++ {
+		d := Decoded{Kind: KindTCP, Flags: FlagSYN | uint8(r.IntN(256))&^(FlagACK|FlagFIN|FlagRST),
+			Seq: r.Uint32(), Win: uint16(r.IntN(3) * r.IntN(65536)),
+			SPort: uint16(r.IntN(2048)), DPort: uint16(r.IntN(2048))}
+		switch r.IntN(8) {
+		case 0:
+			d.Seq = ^uint32(0) // wraps
+		case 1:
+			d.PayloadLen, d.PayloadCap = 10, 10
+		case 2:
+			d.Flags |= []uint8{FlagACK, FlagFIN, FlagRST}[r.IntN(3)]
+		}
+		var slow, fast Attempt
+		slow.zeek.update(&slow, &d, true, nil)
+		if !firstSYNFits(&d) {
+			continue
+		}
+		fits++
+		fast.zeek.firstSYN(d.Seq)
+		if fast.zeek != slow.zeek {
+			t.Fatalf("%+v:\nfirstSYN %+v\nupdate   %+v", d, fast.zeek, slow.zeek)
+		}
+		// And so on through the rest of a handshake.
+		sa := Decoded{Kind: KindTCP, Flags: FlagSYN | FlagACK, Seq: r.Uint32(), Ack: d.Seq + 1, Win: 100}
+		ack := Decoded{Kind: KindTCP, Flags: FlagACK, Seq: d.Seq + 1, Ack: sa.Seq + 1, Win: 100}
+		for _, a := range []*Attempt{&slow, &fast} {
+			a.zeek.update(a, &sa, false, nil)
+			a.zeek.update(a, &ack, true, nil)
+		}
+		if fast.zeek != slow.zeek || fast.zeek.connState(&fast) != slow.zeek.connState(&slow) {
+			t.Fatalf("%+v: after the handshake:\nfirstSYN %+v\nupdate   %+v", d, fast.zeek, slow.zeek)
+		}
+	}
+	if fits < 5000 {
+		t.Errorf("only %d of 20,000 packets fit firstSYN", fits)
 	}
 }
