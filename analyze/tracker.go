@@ -347,7 +347,7 @@ type Tracker struct {
 	spare    []*Attempt // finished attempts nobody kept, reused to spare the GC
 	embryos  *embryos   // SYN-only flows (embryo.go)
 	scratch  flow       // a flow that is never in the table, to finish embryos
-	free     *flow      // recycled flow structs
+	free     []*flow    // finished flows, for reuse (at most maxSpare)
 	em       *emitter   // finished attempts are emitted in a goroutine of their own (EmitAsync)
 	// emitAsync: start em when the SYN-only table overflows.
 	emitAsync bool
@@ -439,9 +439,10 @@ func (t *Tracker) newFlow(k flowKey, h uint32) *flow {
 	if t.flows.n >= t.cfg.MaxFlows {
 		t.evictOldest()
 	}
-	f := t.free
-	if f != nil {
-		t.free = nil
+	var f *flow
+	if n := len(t.free); n > 0 {
+		f = t.free[n-1]
+		t.free = t.free[:n-1]
 		*f = flow{}
 	} else {
 		f = &flow{}
@@ -541,7 +542,9 @@ func (t *Tracker) finishFlow(f *flow, evicted bool) {
 		f.at.Evicted = evicted
 		t.finishAttempt(f, t.now)
 	}
-	t.free = f
+	if len(t.free) < maxSpare {
+		t.free = append(t.free, f)
+	}
 }
 
 // Flush finishes every attempt still tracked, judging them at the capture's
