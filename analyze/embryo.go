@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"unsafe"
 )
 
@@ -11,7 +12,7 @@ import (
 // full flow); what stays is unanswered SYNs, and in a spoofed SYN flood that
 // is millions of them. The table is a slab of fixed-size records indexed by
 // a map of plain integers, so the garbage collector never scans it, a flood
-// costs about 250 bytes per tracked SYN (the record, what the tracker
+// costs about 240 bytes per tracked SYN (the record, what the tracker
 // keeps beside it, its index slots and queue entries), and a flood fills
 // this table without evicting the real connections in the flow table.
 
@@ -78,7 +79,8 @@ func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Nu
 // ahead. A full queue is compacted when half of it or more is stale, and
 // doubled otherwise, so it stays under four entries per record (or 1,024).
 type embryos struct {
-	slots  []uint64 // 0 empty; else hash<<32 | slab index+1
+	slots  []uint32 // 0 empty; else an entry (see entry)
+	ibits  uint8    // bits of an entry's slab index (slab index+1)
 	n      int
 	chunks [][]embryo
 	meta   [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
@@ -111,7 +113,13 @@ const (
 )
 
 func newEmbryos(max int) *embryos {
-	return &embryos{slots: make([]uint64, 1024), q: make([]int32, 1024), max: max}
+	// The slab holds the table's records and those the emitting goroutine
+	// has not freed yet (about 10,000): an entry's index field has room
+	// for 65,536 more. (A table of over 134 million records, 33 GB, would
+	// not fit it: max is held below.)
+	max = min(max, 1<<27-1<<16-1)
+	ibits := uint8(bits.Len(uint(max + 1<<16)))
+	return &embryos{slots: make([]uint32, 1024), ibits: ibits, q: make([]int32, 1024), max: max}
 }
 
 func (t *embryos) len() int { return t.n }
@@ -149,17 +157,46 @@ func hash4(a, b *[16]byte, pa, pb uint16) uint32 {
 	return uint32(mix(h)) | 1 // never 0, so an occupied slot is never 0
 }
 
+// An index entry is 4 bytes: from the top, the key hash's high bits (a tag,
+// 7 bits for the default table), how far the entry sits from its home slot
+// (dispBits; dispEsc for that far or farther), and its slab index+1 (ibits).
+// Half the size of a hash and an index side by side, the index of a full
+// default table is 8 MB: a flood touches two of its lines at every SYN.
+const (
+	dispBits = 5
+	dispEsc  = 1<<dispBits - 1
+)
+
+// entry makes the entry of slab index i, key hash h, disp slots from home.
+func (t *embryos) entry(h uint32, disp int, i int32) uint32 {
+	sh := t.ibits + dispBits
+	return h>>sh<<sh | uint32(min(disp, dispEsc))<<t.ibits | uint32(i+1)
+}
+
+// slab is an entry's slab index.
+func (t *embryos) slab(s uint32) int32 { return int32(s&(1<<t.ibits-1)) - 1 }
+
+// home is the home slot of entry s, which sits at slot pos.
+func (t *embryos) home(s uint32, pos int) int {
+	mask := len(t.slots) - 1
+	if d := int(s>>t.ibits) & dispEsc; d < dispEsc {
+		return (pos - d) & mask
+	}
+	return int(t.m(t.slab(s)).hash) & mask
+}
+
 // find returns the slot holding k's embryo (and its index), or the empty
 // slot where it would go; h is keyHash of the untagged key.
 func (t *embryos) find(k *flowKey, h uint32) (slot int, idx int32, ok bool) {
 	mask := len(t.slots) - 1
+	sh := t.ibits + dispBits
 	for pos := int(h) & mask; ; pos = (pos + 1) & mask {
 		s := t.slots[pos]
 		if s == 0 {
 			return pos, -1, false
 		}
-		if uint32(s>>32) == h {
-			i := int32(uint32(s)) - 1
+		if (s^h)>>sh == 0 {
+			i := t.slab(s)
 			if sameTuple(&t.at(i).key, k) {
 				return pos, i, true
 			}
@@ -182,17 +219,20 @@ func (t *embryos) lookup(k *flowKey, h uint32) (int32, bool) {
 
 func (t *embryos) grow() {
 	old := t.slots
-	t.slots = make([]uint64, 2*len(old))
+	t.slots = make([]uint32, 2*len(old))
 	mask := len(t.slots) - 1
 	for _, s := range old {
 		if s == 0 {
 			continue
 		}
-		pos := int(uint32(s>>32)) & mask
+		i := t.slab(s)
+		h := t.m(i).hash
+		home := int(h) & mask
+		pos := home
 		for t.slots[pos] != 0 {
 			pos = (pos + 1) & mask
 		}
-		t.slots[pos] = s
+		t.slots[pos] = t.entry(h, (pos-home)&mask, i)
 	}
 }
 
@@ -291,7 +331,7 @@ func (t *embryos) alloc(k *flowKey, h uint32) (int32, *embryo) {
 	*(*[128]byte)(unsafe.Pointer(e)) = [128]byte{}
 	t.m(i).hash = h
 	e.key = *k
-	t.slots[slot] = uint64(h)<<32 | uint64(uint32(i+1))
+	t.slots[slot] = t.entry(h, (slot-int(h))&(len(t.slots)-1), i)
 	t.n++
 	t.pushBack(i)
 	return i, e
@@ -357,15 +397,19 @@ func (t *embryos) drop(i int32) {
 	h := m.hash
 	m.hash = 0 // not in the table: its queue entry is stale from now on
 	mask := len(t.slots) - 1
-	want := uint64(h)<<32 | uint64(uint32(i+1))
+	idx, imask := uint32(i+1), uint32(1)<<t.ibits-1
 	slot := int(h) & mask
-	for t.slots[slot] != want {
+	for t.slots[slot]&imask != idx {
 		slot = (slot + 1) & mask
 	}
 	t.slots[slot] = 0
 	for j := (slot + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
-		if shiftsBack(slot, j, int(uint32(t.slots[j]>>32))&mask) {
-			t.slots[slot], t.slots[j] = t.slots[j], 0
+		s := t.slots[j]
+		if home := t.home(s, j); shiftsBack(slot, j, home) {
+			// Moved back, it sits closer to home.
+			d := min((slot-home)&mask, dispEsc)
+			t.slots[slot] = s&^(dispEsc<<t.ibits) | uint32(d)<<t.ibits
+			t.slots[j] = 0
 			slot = j
 		}
 	}

@@ -169,41 +169,56 @@ func TestPipelineMatchesSerial(t *testing.T) {
 }
 
 // The embryo index (open addressing, backward-shift deletion) agrees with a
-// Go map under heavy churn.
+// Go map under heavy churn: with the real hash, and with hashes crowded
+// onto a few home slots (runs far longer than an entry's displacement field
+// holds, whose homes then come from embMeta) or all equal (every tag
+// matches: only the key tells entries apart).
 func TestEmbryoIndexChurn(t *testing.T) {
-	et := newEmbryos(1 << 20)
-	ref := map[flowKey]int32{}
-	r := rand.New(rand.NewPCG(7, 9))
 	key := func(n uint32) flowKey {
 		var k flowKey
 		k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
 		k.b[0], k.pa, k.pb = 192, uint16(n*7), 443
 		return k
 	}
-	for step := 0; step < 200000; step++ {
-		n := r.Uint32N(5000)
-		k := key(n)
-		if i, ok := ref[k]; ok {
-			if got, ok2 := et.lookup(&k, keyHash(&k)); !ok2 || got != i {
-				t.Fatalf("step %d: lookup %v = %d,%v; want %d", step, n, got, ok2, i)
+	for _, c := range []struct {
+		name  string
+		keys  uint32
+		steps int
+		hash  func(k *flowKey, n uint32) uint32
+	}{
+		{"keyHash", 5000, 200000, func(k *flowKey, _ uint32) uint32 { return keyHash(k) }},
+		{"crowded", 600, 40000, func(k *flowKey, n uint32) uint32 { return keyHash(k)&^0xfffff | 1 + n%8*3 }},
+		{"equal", 300, 20000, func(*flowKey, uint32) uint32 { return 0x9e3779b1 }},
+	} {
+		et := newEmbryos(1 << 20)
+		ref := map[flowKey]int32{}
+		r := rand.New(rand.NewPCG(7, 9))
+		for step := 0; step < c.steps; step++ {
+			n := r.Uint32N(c.keys)
+			k := key(n)
+			h := c.hash(&k, n)
+			if i, ok := ref[k]; ok {
+				if got, ok2 := et.lookup(&k, h); !ok2 || got != i {
+					t.Fatalf("%s, step %d: lookup %v = %d,%v; want %d", c.name, step, n, got, ok2, i)
+				}
+				et.remove(i)
+				delete(ref, k)
+			} else {
+				if _, ok2 := et.lookup(&k, h); ok2 {
+					t.Fatalf("%s, step %d: found a removed key", c.name, step)
+				}
+				ref[k], _ = et.alloc(&k, h)
 			}
-			et.remove(i)
-			delete(ref, k)
-		} else {
-			h := keyHash(&k)
-			_, ok2 := et.lookup(&k, h)
-			if ok2 {
-				t.Fatalf("step %d: found a removed key", step)
-			}
-			ref[k], _ = et.alloc(&k, h)
 		}
-	}
-	if et.len() != len(ref) {
-		t.Fatalf("len %d, want %d", et.len(), len(ref))
-	}
-	for k, i := range ref {
-		if got, ok := et.lookup(&k, keyHash(&k)); !ok || got != i {
-			t.Fatalf("final lookup mismatch")
+		if et.len() != len(ref) {
+			t.Fatalf("%s: len %d, want %d", c.name, et.len(), len(ref))
+		}
+		for n := uint32(0); n < c.keys; n++ {
+			k := key(n)
+			i, want := ref[k]
+			if got, ok := et.lookup(&k, c.hash(&k, n)); ok != want || (ok && got != i) {
+				t.Fatalf("%s: final lookup of %d: %d,%v; want %d,%v", c.name, n, got, ok, i, want)
+			}
 		}
 	}
 }
