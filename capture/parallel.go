@@ -72,6 +72,16 @@ func (c *Chunks) chunkSize() int {
 		if n > 0 {
 			means = append(means, bytes/n)
 		}
+		if c.mapped && k > 0 {
+			// Hand the pages read here back at once: the walk is far
+			// from them, and a fault may have mapped a whole large folio
+			// of the page cache (2 MiB), which would count in the RSS
+			// until the walk passed it.
+			const huge = 2 << 20
+			a := lo &^ (huge - 1)
+			b := min((max(p, lo+minChunkSize)+huge-1)&^(huge-1), len(c.data))
+			_ = syscall.Madvise(c.data[a:b], syscall.MADV_DONTNEED)
+		}
 	}
 	size := ChunkSize
 	if len(means) == 0 {
