@@ -91,9 +91,8 @@ type embryos struct {
 	qtail  uint64  // one past the last entry
 	max    int
 
-	// stream is set once the table overflows (a flood, see Tracker.em):
-	// records are then built in scratch and published.
-	stream  bool
+	// Once the table overflows (a flood: Tracker.em runs), new records
+	// are built in scratch and published.
 	scratch embryo
 }
 
@@ -303,9 +302,9 @@ func (t *embryos) ahead(n uint64) int32 {
 }
 
 // alloc returns a free slot for k (not in the table; h its keyHash),
-// linked at the back, and the record to fill in: the slot's own, or, once
-// the table streams (see embryos.stream), a scratch one for publish.
-func (t *embryos) alloc(k *flowKey, h uint32) (int32, *embryo) {
+// linked at the back, and the record to fill in: the slot's own, or with
+// scratch (once the table overflows) the scratch one, for publish.
+func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 	// At most a quarter full: a flood deletes at every SYN, and a
 	// backward-shift deletion walks to the end of the run.
 	if 4*(t.n+1) > len(t.slots) {
@@ -324,7 +323,7 @@ func (t *embryos) alloc(k *flowKey, h uint32) (int32, *embryo) {
 	}
 	slot, _, _ := t.find(k, h)
 	e := t.at(i)
-	if t.stream {
+	if scratch {
 		e = &t.scratch
 	}
 	// The first two lines only: the third is written with a second SYN.
@@ -434,13 +433,13 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 			t.sum.Evicted++
 			t.finishEmbryo(et.head(), true)
 		}
-		i, e := et.alloc(k, h)
+		stream := t.em != nil
+		i, e := et.alloc(k, h, stream)
 		t.sum.Attempts++
 		e.id = t.sum.Attempts
 		e.dir, e.isn, e.data = dir, d.Seq, d.PayloadLen
-		e.add(d, ts, ref)
-		et.m(i).last = e.last
-		if et.stream {
+		et.addSYN(i, e, d, ts, ref)
+		if stream {
 			et.publish(i)
 		} else if j := et.free.peek(4); j >= 0 {
 			// A record written four SYNs from now: ask for its first two
@@ -468,15 +467,16 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 		return true
 	}
 	t.sum.SynRetransmits++
-	e.add(d, ts, ref)
-	et.m(i).last = e.last
+	et.addSYN(i, e, d, ts, ref)
 	// A retransmit renews it: move it to the back of the LRU order (its
 	// old queue entry is stale from now on).
 	et.pushBack(i)
 	return true
 }
 
-func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
+// addSYN records a SYN in e, the record of slab index i, and keeps the
+// last SYN's time beside it (embMeta) in step.
+func (t *embryos) addSYN(i int32, e *embryo, d *Decoded, ts int64, ref PacketRef) {
 	s := e.syn(e.nsyn)
 	s.time = ts
 	s.ref = packRef(ref)
@@ -486,6 +486,7 @@ func (e *embryo) add(d *Decoded, ts int64, ref PacketRef) {
 	e.nsyn++
 	e.ipid, e.ack = d.IPID, d.Ack
 	e.last = max(e.last, ts)
+	t.m(i).last = e.last
 }
 
 // hatchEmbryo turns the embryo under the packet's 4-tuple, if any, into a full
@@ -515,7 +516,6 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 	et := t.embryos
 	if evicted && t.em == nil && t.emitAsync {
 		t.em = newEmitter(t)
-		et.stream = true
 	}
 	if t.em != nil {
 		// The emitting goroutine builds the attempt from the record and

@@ -287,7 +287,6 @@ func (t *Tracker) stopEmitter() {
 	if t.em != nil {
 		t.em.stop(t)
 		t.em = nil
-		t.embryos.stream = false
 	}
 }
 

@@ -613,7 +613,7 @@ func startAttempt(a *Attempt, f *flow, clientDir uint8, ts int64, ref PacketRef)
 	f.hasStale = false
 }
 
-// maxSpare bounds the attempts kept for reuse.
+// maxSpare bounds the attempts, and the finished flows, kept for reuse.
 const maxSpare = 1024
 
 // finishAttempt decides the attempt's outcome and hands it to emit.

@@ -207,7 +207,7 @@ func TestEmbryoIndexChurn(t *testing.T) {
 				if _, ok2 := et.lookup(&k, h); ok2 {
 					t.Fatalf("%s, step %d: found a removed key", c.name, step)
 				}
-				ref[k], _ = et.alloc(&k, h)
+				ref[k], _ = et.alloc(&k, h, false)
 			}
 		}
 		if et.len() != len(ref) {
@@ -250,7 +250,7 @@ func TestEmbryoLRUOrder(t *testing.T) {
 		i, ok := in[k]
 		switch {
 		case !ok:
-			in[k], _ = et.alloc(&k, keyHash(&k))
+			in[k], _ = et.alloc(&k, keyHash(&k), false)
 			order = append(order, k)
 		case r.IntN(2) == 0: // a retransmit renews it
 			et.pushBack(i)
@@ -351,7 +351,7 @@ func TestEmbryoLayout(t *testing.T) {
 	et := newEmbryos(3 * chunkSize)
 	for n := 0; n < 2*chunkSize+1; n++ {
 		k := flowKey{pa: uint16(n), pb: uint16(n >> 16)}
-		et.alloc(&k, keyHash(&k))
+		et.alloc(&k, keyHash(&k), false)
 	}
 	for c, chunk := range et.chunks {
 		if p := uintptr(unsafe.Pointer(&chunk[0])); p%64 != 0 {

@@ -57,8 +57,8 @@ type SourceInfo struct {
 	FirstAnomaly *FormatError
 }
 
-// book counts a packet of n bytes at capture time t (the live engines; a
-// file's reader also checks the order, see file.count).
+// book counts a packet of n bytes at capture time t (the live engines, and
+// a file's reader after checking the order: file.count).
 func (in *SourceInfo) book(t int64, n int) {
 	if in.Packets == 0 || t < in.First {
 		in.First = t

@@ -121,13 +121,7 @@ func (f *file) count(p *Packet) {
 		}
 	}
 	f.prev = p.Time
-	if f.info.Packets == 0 || p.Time < f.info.First {
-		f.info.First = p.Time
-	}
-	if f.info.Packets == 0 || p.Time > f.info.Last {
-		f.info.Last = p.Time
-	}
-	f.info.Packets++
+	f.info.book(p.Time, 0) // consume counts the bytes
 }
 
 // Timestamp leaps beyond these are reported as anomalies.

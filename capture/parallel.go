@@ -51,15 +51,12 @@ const chunkRecords = 1024
 // often begins before the flood. Any size gives the same result; this one
 // is only about speed.
 func (c *Chunks) chunkSize() int {
-	const places, per = 16, 64
+	const places, per, huge = 16, 64, 2 << 20
 	span := len(c.data) - c.first
 	var means []int
 	for k := 0; k < places; k++ {
 		lo := c.first + span/places*k
-		p := lo
-		if k > 0 {
-			p = c.resync(lo, min(lo+minChunkSize, len(c.data)))
-		}
+		p := c.resync(lo, min(lo+minChunkSize, len(c.data))) // lo itself at the first record
 		bytes, n := 0, 0
 		for ; p >= 0 && n < per && p+pcapRecHdr <= len(c.data); n++ {
 			next := p + pcapRecHdr + int(c.r.order.u32(c.data[p+8:]))
@@ -72,12 +69,12 @@ func (c *Chunks) chunkSize() int {
 		if n > 0 {
 			means = append(means, bytes/n)
 		}
-		if c.mapped && k > 0 {
+		if c.mapped && k > 0 && span >= places*huge {
 			// Hand the pages read here back at once: the walk is far
 			// from them, and a fault may have mapped a whole large folio
 			// of the page cache (2 MiB), which would count in the RSS
-			// until the walk passed it.
-			const huge = 2 << 20
+			// until the walk passed it. (In a file under 16 such folios
+			// the ranges would cover most of it, to be faulted in again.)
 			a := lo &^ (huge - 1)
 			b := min((max(p, lo+minChunkSize)+huge-1)&^(huge-1), len(c.data))
 			_ = syscall.Madvise(c.data[a:b], syscall.MADV_DONTNEED)

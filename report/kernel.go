@@ -334,7 +334,11 @@ func attemptDropText(k *AttemptKernel) string {
 		parts = append(parts, fmt.Sprintf("%d SYN(s): %s", k.SynDrops, k.DropReason))
 	}
 	if k.OtherDrops > 0 {
-		parts = append(parts, fmt.Sprintf("%d other segment(s): %s", k.OtherDrops, k.OtherDropReason))
+		reason := k.OtherDropReason
+		if reason == "" { // a report saved before other_drop_reason
+			reason = k.DropReason
+		}
+		parts = append(parts, fmt.Sprintf("%d other segment(s): %s", k.OtherDrops, reason))
 	}
 	return "kernel dropped " + strings.Join(parts, ", ")
 }

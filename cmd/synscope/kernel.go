@@ -151,6 +151,7 @@ func pumpSource(src capture.Source, hold string, queue chan<- livePacket, lost f
 		select {
 		case queue <- lp:
 		default:
+			slab = slab[:len(slab)-len(p.Data)] // not kept: its room is free again
 			lost()
 		}
 	}
