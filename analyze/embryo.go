@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"unsafe"
+
+	"github.com/synscope/synscope/internal/mem"
 )
 
 // Embryos: a flow that has seen nothing but SYNs from one side lives in a
@@ -343,7 +345,7 @@ func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 // tracker, for the rare answer or retransmit, reads them back as usual);
 // the emitter's hand-over fences them (emitter.send).
 func (t *embryos) publish(i int32) {
-	storeNT128(unsafe.Pointer(t.at(i)), unsafe.Pointer(&t.scratch))
+	mem.StoreNT128(unsafe.Pointer(t.at(i)), unsafe.Pointer(&t.scratch))
 }
 
 // remove forgets slab index i, closing the gap in the index by shifting
@@ -445,8 +447,7 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 			// A record written four SYNs from now: ask for its first two
 			// lines (the third is for a second SYN).
 			r := uintptr(unsafe.Pointer(et.at(j)))
-			prefetchw(r)
-			prefetchw(r + 64)
+			mem.PrefetchW128(r)
 		}
 		return true
 	}
@@ -535,7 +536,7 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		// A flood evicts the front at every SYN: fetch the index slot of
 		// the one after next.
 		if j := et.ahead(2); j >= 0 {
-			prefetch(uintptr(unsafe.Pointer(&et.slots[int(et.m(j).hash)&(len(et.slots)-1)])))
+			mem.Prefetch(uintptr(unsafe.Pointer(&et.slots[int(et.m(j).hash)&(len(et.slots)-1)])))
 		}
 	}
 }

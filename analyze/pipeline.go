@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/synscope/synscope/internal/kevent"
+	"github.com/synscope/synscope/internal/mem"
 )
 
 // Pipeline splits the analysis over two goroutines: the caller's reads and
@@ -59,10 +60,10 @@ func (t *Tracker) warm(e *decoded) {
 	}
 	// (Small tables stay in the cache: nothing to fetch.)
 	if ft := &t.flows; len(ft.slots) >= bigTable {
-		prefetch(uintptr(unsafe.Pointer(&ft.slots[int(e.h)&(len(ft.slots)-1)])))
+		mem.Prefetch(uintptr(unsafe.Pointer(&ft.slots[int(e.h)&(len(ft.slots)-1)])))
 	}
 	if et := t.embryos; len(et.slots) >= bigTable && et.n > 0 && pureSYN(&e.d) {
-		prefetch(uintptr(unsafe.Pointer(&et.slots[int(e.h)&(len(et.slots)-1)])))
+		mem.Prefetch(uintptr(unsafe.Pointer(&et.slots[int(e.h)&(len(et.slots)-1)])))
 	}
 }
 
@@ -191,6 +192,13 @@ func (an *Analyzer) DecodeInto(b *Batch, p *Packet) {
 		b.e = slices.Grow(b.e, 1)
 	}
 	d := &b.e[:n+1][n]
+	if n+2 < cap(b.e) {
+		// The entry after next was read last by the tracking goroutine,
+		// its lines are in that core's cache: ask for them back now, or
+		// the stores decoding it wait for them (and the loads after the
+		// stores with them).
+		mem.PrefetchW128(uintptr(unsafe.Pointer(&b.e[:n+3][n+2])))
+	}
 	k := Decode(p.LinkType, p.Data, p.OrigLen, &d.d)
 	if an.filter != nil && k != KindUnsupported && !an.filter.MatchLen(&d.d, p.Data, p.OrigLen) {
 		b.filtered++
@@ -303,7 +311,7 @@ func newEmitter(t *Tracker) *emitter {
 
 // stop emits what is left, ends the goroutine and books what it counted.
 func (em *emitter) stop(t *Tracker) {
-	storeFence()
+	mem.StoreFence()
 	em.full <- em.cur
 	close(em.full)
 	<-em.done
@@ -378,7 +386,7 @@ func (em *emitter) embryo(i int32, e *embryo, now int64, evicted bool, et *embry
 // send hands the current batch over, and takes back an emitted one: the
 // embryo records in it are free again.
 func (em *emitter) send(et *embryos) {
-	storeFence() // the records published since the last batch
+	mem.StoreFence() // the records published since the last batch
 	em.full <- em.cur
 	b := <-em.free
 	for i := range b {
@@ -401,8 +409,7 @@ func (em *emitter) run() {
 					// it while the ones before are built (its third line
 					// holds a second SYN, rare: read when there is one).
 					r := uintptr(unsafe.Pointer(e))
-					prefetch(r)
-					prefetch(r + 64)
+					mem.Prefetch128(r)
 				}
 			}
 			x := &b[i]

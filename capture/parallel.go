@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
+
+	"github.com/synscope/synscope/internal/mem"
 )
 
 // Parallel reading of a classic pcap file held whole in memory (mapped).
@@ -128,8 +131,6 @@ type Chunks struct {
 	committed atomic.Int64
 	relMu     sync.Mutex
 	released  atomic.Int64
-
-	sink atomic.Uint32 // keeps Find's loads ahead of use from being optimised away
 }
 
 // NewChunks returns a chunked reader over src, or nil when src cannot be
@@ -209,11 +210,18 @@ const maxGroup = 16
 
 // Find finds the records of chunks first, first+1, ... into rs (one chunk
 // each; chunks past the end get none). It may run concurrently with other
-// calls of Find and with the committing goroutine.
-func (c *Chunks) Find(first int, rs []*Records) {
+// calls of Find and with the committing goroutine. When each is not nil,
+// Find hands out each record as it finds it (Records.Next, then each with
+// k, the chunk's place in rs): the work on a record hides the wait for the
+// next one.
+func (c *Chunks) Find(first int, rs []*Records, each func(k int, p *Packet)) {
 	if len(rs) > maxGroup {
-		c.Find(first, rs[:maxGroup])
-		c.Find(first+maxGroup, rs[maxGroup:])
+		c.Find(first, rs[:maxGroup], each)
+		if each == nil {
+			c.Find(first+maxGroup, rs[maxGroup:], nil)
+		} else {
+			c.Find(first+maxGroup, rs[maxGroup:], func(k int, p *Packet) { each(maxGroup+k, p) })
+		}
 		return
 	}
 	data := c.data
@@ -235,10 +243,13 @@ func (c *Chunks) Find(first int, rs []*Records) {
 		r.start = p
 		active++
 	}
-	// Walk the chains side by side: each step of each chain is one
-	// dependent load, and the loads of different chains overlap.
-	var touch byte
-	defer func() { c.sink.Store(uint32(touch)) }()
+	// Walk the chains side by side. Each step of a chain is a load that
+	// depends on the step before (a record's length says where the next
+	// one starts), and on a large file it misses the caches: the next
+	// record is asked for as soon as its offset is known, and arrives
+	// while the other chains' records are read and handed out.
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	var pk Packet
 	for active > 0 {
 		for k, r := range rs {
 			p := pos[k]
@@ -263,6 +274,9 @@ func (c *Chunks) Find(first int, rs []*Records) {
 				active--
 				continue
 			}
+			// The next header and the packet headers after it (up to
+			// TCP options).
+			mem.Prefetch96(base + uintptr(next))
 			// In place, field by field: a literal built and then copied
 			// stalls on store forwarding, once per record.
 			n := len(r.offs)
@@ -272,10 +286,11 @@ func (c *Chunks) Find(first int, rs []*Records) {
 			r.offs = r.offs[:n+1]
 			rc := &r.offs[n]
 			rc.off, rc.sec, rc.frac, rc.caplen, rc.wire = uint32(p-r.lo), o.u32(hdr), o.u32(hdr[4:]), caplen, o.u32(hdr[12:])
-			// The packet's headers run into the next cache line: load it
-			// now, alongside the other chains' misses.
-			touch += data[min(p+96, next-1)]
 			pos[k] = next
+			if each != nil {
+				r.Next(&pk)
+				each(k, &pk)
+			}
 		}
 	}
 }

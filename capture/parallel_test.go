@@ -25,15 +25,22 @@ func inMemory(t testing.TB, b []byte) Source {
 }
 
 // readChunks reads src as the parallel reader does: workers find the
-// chunks' records, groups of them at a time, in any order; the chunks are
-// committed in order, and read again sequentially where Commit refuses.
-func readChunks(t testing.TB, src Source, size, group int) (pkts []Packet, committed, redone int) {
+// chunks' records, groups of them at a time, in any order, and hand them out
+// as they find them (each) or after (Records.Next); the chunks are committed
+// in order, and read again sequentially where Commit refuses.
+func readChunks(t testing.TB, src Source, size, group int, each bool) (pkts []Packet, committed, redone int) {
 	t.Helper()
 	c := NewChunks(src, size)
 	if c == nil {
 		t.Fatal("NewChunks refused the source")
 	}
 	recs := make([]Records, c.Len())
+	found := make([][]Packet, c.Len())
+	keep := func(p *Packet) Packet {
+		q := *p
+		q.Data = bytes.Clone(p.Data)
+		return q
+	}
 	var wg sync.WaitGroup
 	groups := (c.Len() + group - 1) / group
 	for w := 0; w < 3; w++ {
@@ -45,7 +52,13 @@ func readChunks(t testing.TB, src Source, size, group int) (pkts []Packet, commi
 				for k := range rs {
 					rs[k] = &recs[g*group+k]
 				}
-				c.Find(g*group, rs)
+				if !each {
+					c.Find(g*group, rs, nil)
+					continue
+				}
+				c.Find(g*group, rs, func(k int, p *Packet) {
+					found[g*group+k] = append(found[g*group+k], keep(p))
+				})
 			}
 		}()
 	}
@@ -57,14 +70,14 @@ func readChunks(t testing.TB, src Source, size, group int) (pkts []Packet, commi
 		if c.Offset() >= hi {
 			continue
 		}
-		var found []Packet
 		for r.Next(&p) {
-			q := p
-			q.Data = bytes.Clone(p.Data)
-			found = append(found, q)
+			if each {
+				t.Fatalf("chunk %d: Next hands out a record after Find handed them all out", i)
+			}
+			found[i] = append(found[i], keep(&p))
 		}
 		if base, ok := c.Commit(r); ok {
-			for _, q := range found {
+			for _, q := range found[i] {
 				q.Num += base
 				pkts = append(pkts, q)
 			}
@@ -76,9 +89,7 @@ func readChunks(t testing.TB, src Source, size, group int) (pkts []Packet, commi
 			if c.Next(&p) != nil {
 				return pkts, committed, redone
 			}
-			q := p
-			q.Data = bytes.Clone(p.Data)
-			pkts = append(pkts, q)
+			pkts = append(pkts, keep(&p))
 		}
 	}
 	return pkts, committed, redone
@@ -137,7 +148,7 @@ func TestChunksMatchSequential(t *testing.T) {
 			wantInfo := *seq.Info()
 			for _, size := range []int{16, 700, 4096, 100_000, 1 << 22} {
 				src := inMemory(t, data)
-				got, committed, redone := readChunks(t, src, size, 1+r.IntN(maxGroup+4))
+				got, committed, redone := readChunks(t, src, size, 1+r.IntN(maxGroup+4), r.IntN(2) == 0)
 				gotInfo := *src.Info()
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("chunks of %d: %d packets differ from the sequential reader's %d", size, len(got), len(want))
@@ -254,7 +265,7 @@ func BenchmarkReadPcapChunks(b *testing.B) {
 		}
 		c := NewChunks(src, 64<<10)
 		for g := 0; g < c.Len(); g += len(rs) {
-			c.Find(g, rs)
+			c.Find(g, rs, nil)
 			for _, r := range rs {
 				for r.Next(&p) {
 					n++

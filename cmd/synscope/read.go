@@ -520,18 +520,16 @@ func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer,
 		for k := range s.recs {
 			recs[k] = &s.recs[k]
 		}
-		ch.Find(g*chunkGroup, recs[:])
-		var p capture.Packet
-		ap := analyze.Packet{Ref: analyze.PacketRef{Source: source}}
-		for k := range s.recs {
-			b := &s.batches[k]
-			b.Reset()
-			r := &s.recs[k]
-			for r.Next(&p) {
-				ap.Data, ap.Time, ap.OrigLen, ap.LinkType, ap.Ref.Num = p.Data, p.Time, p.OrigLen, p.LinkType, p.Num
-				an.DecodeInto(b, &ap)
-			}
+		for k := range s.batches {
+			s.batches[k].Reset()
 		}
+		// Each record is decoded as it is found: the decoding hides the
+		// wait for the next one.
+		ap := analyze.Packet{Ref: analyze.PacketRef{Source: source}}
+		ch.Find(g*chunkGroup, recs[:], func(k int, p *capture.Packet) {
+			ap.Data, ap.Time, ap.OrigLen, ap.LinkType, ap.Ref.Num = p.Data, p.Time, p.OrigLen, p.LinkType, p.Num
+			an.DecodeInto(&s.batches[k], &ap)
+		})
 	}
 	for w := 0; w < workers; w++ {
 		wg.Add(1)

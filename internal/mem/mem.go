@@ -1,0 +1,9 @@
+// Package mem holds the few memory instructions Go does not expose:
+// prefetches, and stores that bypass the caches. They are assembly on amd64
+// (calls Go cannot inline, a few nanoseconds each, so they pay only where
+// each one saves a cache miss); elsewhere the prefetches do nothing and the
+// stores are ordinary copies.
+//
+// A prefetch never faults: one for an address that is not mapped, or whose
+// page the kernel has not mapped in yet, is dropped.
+package mem
