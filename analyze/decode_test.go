@@ -1,7 +1,9 @@
 package analyze
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"unsafe"
@@ -46,6 +48,17 @@ func synTCP() *layers.TCP {
 			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 0, 7, 0, 0, 0, 0}},
 			{OptionType: layers.TCPOptionKindNop},
 			{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{7}},
+		}}
+}
+
+// dataTCP is a segment of an established connection: ACK, PSH and
+// timestamps behind two no-ops (what Linux sends).
+func dataTCP() *layers.TCP {
+	return &layers.TCP{SrcPort: 443, DstPort: 40000, Seq: 5000, Ack: 1001, ACK: true, PSH: true, Window: 501,
+		Options: []layers.TCPOption{
+			{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 1, 0, 0, 0, 0, 7}},
 		}}
 }
 
@@ -216,6 +229,56 @@ func TestDecodeFragmentAndJunk(t *testing.T) {
 	}
 	for n := 0; n < len(f); n++ { // every truncation decodes without panicking
 		Decode(LinkEthernet, f[:n], len(f), &d)
+	}
+}
+
+// TestDecodeFastMatchesGeneral: Ethernet frames that take the fast path
+// (ethIPv4TCP) decode exactly as the general path decodes them, and the
+// frames it refuses are left to it untouched. The frames are valid ones with
+// their header bytes mutated (the EtherType, version and header length, the
+// IP lengths, fragment bits and protocol, the TCP data offset), cut short,
+// or given other wire lengths.
+func TestDecodeFastMatchesGeneral(t *testing.T) {
+	seeds := [][]byte{
+		frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), synTCP()),
+		frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), dataTCP(), gopacket.Payload(make([]byte, 1400))),
+		frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 2, RST: true}),
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	special := []byte{0, 1, 4, 5, 6, 0x08, 0x45, 0x46, 0x40, 0x20, 0x50, 0x60, 0xf0, 0xff}
+	fast := 0
+	for i := 0; i < 200_000; i++ {
+		f := bytes.Clone(seeds[r.IntN(len(seeds))])
+		for n := r.IntN(4); n > 0; n-- {
+			j := r.IntN(min(len(f), 60))
+			if r.IntN(2) == 0 {
+				f[j] = special[r.IntN(len(special))]
+			} else {
+				f[j] = byte(r.Uint32())
+			}
+		}
+		if r.IntN(4) == 0 {
+			f = f[:r.IntN(len(f)+1)]
+		}
+		orig := len(f)
+		if r.IntN(3) == 0 {
+			orig += r.IntN(3000) - 100
+		}
+		var d, g Decoded
+		k := Decode(LinkEthernet, f, orig, &d)
+		decodeGeneral(LinkEthernet, f, max(orig, len(f)), &g)
+		if k != g.Kind || d != g {
+			t.Fatalf("frame % x (wire length %d):\nDecode  %+v\ngeneral %+v", f, orig, d, g)
+		}
+		var z Decoded
+		if ethIPv4TCP(f, max(orig, len(f)), &z) {
+			fast++
+		} else if z != (Decoded{}) {
+			t.Fatalf("frame % x: the fast path refused it and wrote %+v", f, z)
+		}
+	}
+	if fast < 50_000 {
+		t.Errorf("only %d of 200,000 frames took the fast path", fast)
 	}
 }
 

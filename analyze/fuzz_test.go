@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
 
@@ -17,6 +18,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint16(LinkSLL2), append(make([]byte, 20), syn[14:]...))
 	f.Add(uint16(LinkNFLOG), []byte{2, 0, 0, 0, 8, 0, 9, 0, 0x45})
 	f.Add(uint16(LinkPPI), []byte{0, 0, 8, 0, 105, 0, 0, 0, 8, 2})
+	data := frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), dataTCP(), gopacket.Payload(make([]byte, 100)))
+	f.Add(uint16(LinkEthernet), data)
+	f.Add(uint16(LinkEthernet), data[:60])
 	f.Fuzz(func(t *testing.T, lt uint16, data []byte) {
 		var d Decoded
 		k := Decode(lt, data, len(data)+int(lt%64), &d)
@@ -30,6 +34,14 @@ func FuzzDecode(f *testing.F) {
 		}
 		if d.PayloadCap > d.PayloadLen {
 			t.Fatalf("captured payload %d exceeds payload %d", d.PayloadCap, d.PayloadLen)
+		}
+		// Ethernet frames may take the fast path: it must decode as the
+		// general path does.
+		var g Decoded
+		decodeGeneral(LinkEthernet, data, len(data)+int(lt%64), &g)
+		Decode(LinkEthernet, data, len(data)+int(lt%64), &d)
+		if d != g {
+			t.Fatalf("fast path %+v, general path %+v", d, g)
 		}
 	})
 }
