@@ -8,8 +8,8 @@
 #   3. in RUNS rounds, each running every tool once on every file after a
 #      warm-up read of it (cat > /dev/null): synscope (text report, then
 #      JSON report), tcpdump with a SYN/FIN/RST filter and tshark with a
-#      display filter needing TCP analysis, timed with /usr/bin/time (wall
-#      seconds, peak RSS); the medians go into a table on stdout and, in
+#      display filter needing TCP analysis (wall seconds to the millisecond,
+#      peak RSS from /usr/bin/time); the medians go into a table on stdout and, in
 #      markdown, into bench/results-latest.md, with synscope's JSON summary
 #      next to what the generator planted.
 #
@@ -111,16 +111,23 @@ gen_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'
 # median: the median of the numbers on stdin.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
-# run_once TIMEOUT CMD...: runs CMD once (stdout to /dev/null); sets R_WALL,
-# R_RSS (KB) and R_STATUS (ok, timeout, "killed ...", "exit N").
+# run_once TIMEOUT CMD...: runs CMD once (stdout to /dev/null); sets R_WALL
+# (s, to the millisecond), R_RSS (KB) and R_STATUS (ok, timeout, "killed
+# ...", "exit N"). /usr/bin/time gives the peak RSS, but its wall time is
+# in hundredths of a second: 0.14 s may be 0.135 or 0.145, 7% of a ratio.
+# The wall time is taken around it instead (EPOCHREALTIME, microseconds),
+# and so includes starting /usr/bin/time itself, about a millisecond, for
+# every tool alike.
 run_once() {
-	local to=$1 rc=0 t0=$SECONDS line
+	local to=$1 rc=0 t0=$SECONDS line w0 w1
 	shift
+	w0=${EPOCHREALTIME/,/.} # (a locale may write a decimal comma)
 	if [ "$to" != 0 ]; then
 		timeout -k 10 "$to" /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
 	else
 		/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
 	fi
+	w1=${EPOCHREALTIME/,/.}
 	R_STATUS=ok
 	if [ "$to" != 0 ] && { [ $rc = 124 ] || { [ $rc = 137 ] && [ $((SECONDS - t0)) -ge "$to" ]; }; }; then
 		R_STATUS=timeout
@@ -133,7 +140,8 @@ run_once() {
 		tail -n 5 "$tmp/stderr" >&2
 	else
 		line=$(tail -n 1 "$tmp/time")
-		R_WALL=${line% *} R_RSS=${line#* }
+		R_RSS=${line#* }
+		R_WALL=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
 	fi
 }
 
@@ -264,7 +272,7 @@ git diff --quiet HEAD -- 2>/dev/null || git_rev="$git_rev (with uncommitted chan
 	echo "- commit $git_rev, $("$GO" version | cut -d' ' -f3-), $("$BIN" version 2>&1 | head -n 1)"
 	echo "- $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 	echo "- $(tcpdump --version 2>&1 | head -n 1), $(tshark --version 2>/dev/null | head -n 1 | sed 's/ (Git.*//')"
-	echo "- median of $RUNS runs, in rounds (each round runs every tool once on every file), each after a warm-up read (a tool slower than ${SLOW} s on its first run: 1 run); wall time and peak RSS from /usr/bin/time"
+	echo "- median of $RUNS runs, in rounds (each round runs every tool once on every file), each after a warm-up read (a tool slower than ${SLOW} s on its first run: 1 run); wall time to the millisecond around /usr/bin/time, which gives the peak RSS"
 	echo "- synscope: \`synscope read FILE > /dev/null\` (text) and \`--format json\`; tcpdump: \`tcpdump -r FILE -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0'\`; tshark: \`tshark -r FILE -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission' > /dev/null\`"
 	echo "- captures: internal/benchgen, $gen_s s to generate or check them"
 	echo

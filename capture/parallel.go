@@ -28,7 +28,9 @@ import (
 //
 // Finding records is a pointer chase (a record's length says where the next
 // one starts) and each step is a cache miss on a large file. Find walks the
-// chains of several chunks in one loop, so their misses overlap.
+// chains of several chunks in one loop, asks for each chain's next record
+// as soon as its offset is known, and hands the records out as it finds
+// them, so that the misses overlap with each other and with the decoding.
 
 // ChunkSize is the largest chunk, and the size for captures of large
 // packets; captures of small packets get smaller chunks (Chunks.chunkSize).
