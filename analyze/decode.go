@@ -174,9 +174,6 @@ func Decode(lt uint16, frame []byte, origLen int, d *Decoded) Kind {
 	if origLen < len(frame) {
 		origLen = len(frame)
 	}
-	// Field by field: a composite literal is built and then copied, and
-	// the copy reads across the stores that built it (a store-forwarding
-	// stall on every packet).
 	if lt == LinkEthernet && ethIPv4TCP(frame, origLen, d) {
 		return KindTCP
 	}
@@ -186,6 +183,9 @@ func Decode(lt uint16, frame []byte, origLen int, d *Decoded) Kind {
 // decodeGeneral is Decode for any frame, d blank and origLen at least the
 // frame's length.
 func decodeGeneral(lt uint16, frame []byte, origLen int, d *Decoded) Kind {
+	// Field by field: a composite literal is built and then copied, and
+	// the copy reads across the stores that built it (a store-forwarding
+	// stall on every packet).
 	var dc decoder
 	dc.d = d
 	dc.frame = frame

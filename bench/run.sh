@@ -26,6 +26,7 @@
 # It never sleeps; it exits non-zero when synscope or the Go benchmarks fail
 # (the other tools' failures are reported in the table).
 set -euo pipefail
+export LC_ALL=C # numbers with a decimal point, for awk, sort -g and printf
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
@@ -43,6 +44,7 @@ die() {
 	say "$*"
 	exit 1
 }
+[ -n "${EPOCHREALTIME:-}" ] || die "needs bash 5 or later (\$EPOCHREALTIME, to time the runs)"
 status=0
 
 # --- tools -----------------------------------------------------------------
@@ -121,13 +123,13 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)
 run_once() {
 	local to=$1 rc=0 t0=$SECONDS line w0 w1
 	shift
-	w0=${EPOCHREALTIME/,/.} # (a locale may write a decimal comma)
+	w0=${EPOCHREALTIME//[.,]/} # microseconds
 	if [ "$to" != 0 ]; then
 		timeout -k 10 "$to" /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
 	else
 		/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/stderr" || rc=$?
 	fi
-	w1=${EPOCHREALTIME/,/.}
+	w1=${EPOCHREALTIME//[.,]/}
 	R_STATUS=ok
 	if [ "$to" != 0 ] && { [ $rc = 124 ] || { [ $rc = 137 ] && [ $((SECONDS - t0)) -ge "$to" ]; }; }; then
 		R_STATUS=timeout
@@ -141,7 +143,7 @@ run_once() {
 	else
 		line=$(tail -n 1 "$tmp/time")
 		R_RSS=${line#* }
-		R_WALL=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
+		printf -v R_WALL '%d.%03d' $(((w1 - w0) / 1000000)) $((((w1 - w0) / 1000) % 1000))
 	fi
 }
 

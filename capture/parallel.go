@@ -213,16 +213,16 @@ const maxGroup = 16
 // Find finds the records of chunks first, first+1, ... into rs (one chunk
 // each; chunks past the end get none). It may run concurrently with other
 // calls of Find and with the committing goroutine. When each is not nil,
-// Find hands out each record as it finds it (Records.Next, then each with
-// k, the chunk's place in rs): the work on a record hides the wait for the
-// next one.
-func (c *Chunks) Find(first int, rs []*Records, each func(k int, p *Packet)) {
+// Find calls it as it finds each record, with the record's Records and k,
+// its place in rs: r.Next then hands the record out (the work on a record
+// hides the wait for the next one).
+func (c *Chunks) Find(first int, rs []*Records, each func(k int, r *Records)) {
 	if len(rs) > maxGroup {
 		c.Find(first, rs[:maxGroup], each)
 		if each == nil {
 			c.Find(first+maxGroup, rs[maxGroup:], nil)
 		} else {
-			c.Find(first+maxGroup, rs[maxGroup:], func(k int, p *Packet) { each(maxGroup+k, p) })
+			c.Find(first+maxGroup, rs[maxGroup:], func(k int, r *Records) { each(maxGroup+k, r) })
 		}
 		return
 	}
@@ -251,7 +251,6 @@ func (c *Chunks) Find(first int, rs []*Records, each func(k int, p *Packet)) {
 	// record is asked for as soon as its offset is known, and arrives
 	// while the other chains' records are read and handed out.
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
-	var pk Packet
 	for active > 0 {
 		for k, r := range rs {
 			p := pos[k]
@@ -290,8 +289,7 @@ func (c *Chunks) Find(first int, rs []*Records, each func(k int, p *Packet)) {
 			rc.off, rc.sec, rc.frac, rc.caplen, rc.wire = uint32(p-r.lo), o.u32(hdr), o.u32(hdr[4:]), caplen, o.u32(hdr[12:])
 			pos[k] = next
 			if each != nil {
-				r.Next(&pk)
-				each(k, &pk)
+				each(k, r)
 			}
 		}
 	}

@@ -56,8 +56,11 @@ func readChunks(t testing.TB, src Source, size, group int, each bool) (pkts []Pa
 					c.Find(g*group, rs, nil)
 					continue
 				}
-				c.Find(g*group, rs, func(k int, p *Packet) {
-					found[g*group+k] = append(found[g*group+k], keep(p))
+				var p Packet
+				c.Find(g*group, rs, func(k int, r *Records) {
+					for r.Next(&p) {
+						found[g*group+k] = append(found[g*group+k], keep(&p))
+					}
 				})
 			}
 		}()

@@ -525,10 +525,13 @@ func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer,
 		}
 		// Each record is decoded as it is found: the decoding hides the
 		// wait for the next one.
+		var p capture.Packet
 		ap := analyze.Packet{Ref: analyze.PacketRef{Source: source}}
-		ch.Find(g*chunkGroup, recs[:], func(k int, p *capture.Packet) {
-			ap.Data, ap.Time, ap.OrigLen, ap.LinkType, ap.Ref.Num = p.Data, p.Time, p.OrigLen, p.LinkType, p.Num
-			an.DecodeInto(&s.batches[k], &ap)
+		ch.Find(g*chunkGroup, recs[:], func(k int, r *capture.Records) {
+			for r.Next(&p) {
+				ap.Data, ap.Time, ap.OrigLen, ap.LinkType, ap.Ref.Num = p.Data, p.Time, p.OrigLen, p.LinkType, p.Num
+				an.DecodeInto(&s.batches[k], &ap)
+			}
 		})
 	}
 	for w := 0; w < workers; w++ {
