@@ -342,10 +342,19 @@ type seriesAcc struct {
 	width  int64
 	first  int64 // bucket index (time/width) of slot 0
 	counts [][5]uint64
+	// The bucket added to last, [lo, hi) in time, and its slot (hi is 0
+	// when none): attempts end in about time order, and most land in it
+	// without the division that finds a bucket.
+	lo, hi int64
+	last   int
 }
 
 func (s *seriesAcc) add(ts int64, field int, n uint64) {
 	if ts <= 0 || n == 0 {
+		return
+	}
+	if ts >= s.lo && ts < s.hi {
+		s.counts[s.last][field] += n
 		return
 	}
 	if s.width == 0 {
@@ -370,6 +379,7 @@ func (s *seriesAcc) add(ts int64, field int, n uint64) {
 		s.counts = append(s.counts, [5]uint64{})
 	}
 	s.counts[b-s.first][field] += n
+	s.lo, s.hi, s.last = b*s.width, (b+1)*s.width, int(b-s.first)
 }
 
 func (s *seriesAcc) double() {
@@ -689,7 +699,7 @@ func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 	} else {
 		list = x.groups[k]
 	}
-	i := sort.Search(len(list), func(i int) bool { return list[i].End+gap >= at })
+	i := firstNotPast(list, at, gap)
 	var inc *Incident
 	if i < len(list) && list[i].Start-gap <= at {
 		inc = list[i]
@@ -724,6 +734,17 @@ func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 	}
 	x.lastKey, x.lastList, x.lastOK = k, list, true
 	return inc
+}
+
+// firstNotPast is the first of list (sorted, each incident apart from the
+// next by more than gap) whose end is within gap of at or after it:
+// len(list) when at is past them all. Attempts end in about time order, so
+// it is mostly the last one, found without the search.
+func firstNotPast(list []*Incident, at, gap int64) int {
+	if n := len(list); n > 0 && list[n-1].End+gap >= at && (n == 1 || list[n-2].End+gap < at) {
+		return n - 1
+	}
+	return sort.Search(len(list), func(i int) bool { return list[i].End+gap >= at })
 }
 
 func (x *Incidents) mergeInto(dst, src *Incident) {

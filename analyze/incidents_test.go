@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 )
@@ -95,6 +96,74 @@ func TestSeriesOrderIndependent(t *testing.T) {
 	}
 	if total != 3000 || len(ra.Attempts) > maxBuckets {
 		t.Errorf("series holds %d events in %d buckets", total, len(ra.Attempts))
+	}
+}
+
+// Every event lands in the bucket of its time, whatever came before it:
+// runs in one bucket (the last bucket is remembered), steps back before
+// the first bucket and forward past the last, and doublings of the width.
+func TestSeriesBuckets(t *testing.T) {
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	r := rand.New(rand.NewPCG(7, 8))
+	var s seriesAcc
+	type ev struct {
+		ts    int64
+		field int
+	}
+	var evs []ev
+	ts := base + int64(time.Hour)
+	for i := 0; i < 20000; i++ {
+		switch r.IntN(10) {
+		case 0: // a jump back, before anything so far (a new first bucket)
+			ts -= int64(r.IntN(600)) * int64(time.Second)
+		case 1: // a jump forward, far enough to double the width at times
+			ts += int64(r.IntN(3600)) * int64(time.Second)
+		case 2, 3: // back to the time of an earlier event
+			if len(evs) > 0 {
+				ts = evs[r.IntN(len(evs))].ts
+			}
+		default: // the same bucket or the next
+			ts += int64(r.IntN(300)) * int64(time.Millisecond)
+		}
+		e := ev{ts, r.IntN(5)}
+		evs = append(evs, e)
+		s.add(e.ts, e.field, 1)
+	}
+	res := s.result()
+	want := make([][5]uint64, len(res.Attempts))
+	for _, e := range evs {
+		b := (e.ts - res.Start) / int64(res.Width)
+		if b < 0 || b >= int64(len(want)) {
+			t.Fatalf("event at %d outside the series (start %d, width %v, %d buckets)", e.ts, res.Start, res.Width, len(want))
+		}
+		want[b][e.field]++
+	}
+	for i := range want {
+		got := [5]uint64{res.Attempts[i], res.Unanswered[i], res.SynRetransmits[i], res.SynAckRetransmits[i], res.Resets[i]}
+		if got != want[i] {
+			t.Fatalf("bucket %d (width %v): %v, want %v", i, res.Width, got, want[i])
+		}
+	}
+}
+
+// firstNotPast finds what the binary search finds, on incident lists as
+// place keeps them (sorted, apart by more than the gap).
+func TestFirstNotPast(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const gap = 10
+	for i := 0; i < 20000; i++ {
+		var list []*Incident
+		end := int64(r.IntN(50))
+		for n := r.IntN(6); n > 0; n-- {
+			start := end + gap + 1 + int64(r.IntN(30))
+			end = start + int64(r.IntN(30))
+			list = append(list, &Incident{Start: start, End: end})
+		}
+		at := int64(r.IntN(int(end) + 3*gap + 1))
+		want := sort.Search(len(list), func(i int) bool { return list[i].End+gap >= at })
+		if got := firstNotPast(list, at, gap); got != want {
+			t.Fatalf("at %d in %d incidents: %d, want %d", at, len(list), got, want)
+		}
 	}
 }
 
