@@ -152,7 +152,7 @@ func addrOf(v6 bool, a *[16]byte) netip.Addr {
 	if v6 {
 		return netip.AddrFrom16(*a)
 	}
-	return netip.AddrFrom4([4]byte{a[0], a[1], a[2], a[3]})
+	return netip.AddrFrom4([4]byte(a[:4]))
 }
 
 // maxEncap bounds how many encapsulations one frame may nest, so a crafted
