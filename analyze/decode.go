@@ -212,26 +212,13 @@ func ethIPv4TCP(b []byte, orig int, d *Decoded) bool {
 		return false // TSO's zero length, a fragment, a cut TCP header: the general path
 	}
 	total = min(total, orig-ip)
-	le := binary.LittleEndian
-	le.PutUint64(d.Src[:8], uint64(le.Uint32(b[ip+12:])))
-	le.PutUint64(d.Dst[:8], uint64(le.Uint32(b[ip+16:])))
-	d.IPID = uint32(be.Uint16(b[ip+4:]))
-	d.TTL = b[ip+8]
+	ipv4Fields(b[ip:], d)
 	d.Proto = 6
 	d.L3Off, d.L4Off = ip, tcp
 	t := b[tcp:]
-	d.SPort = be.Uint16(t[0:])
-	d.DPort = be.Uint16(t[2:])
-	d.Seq = be.Uint32(t[4:])
-	d.Ack = be.Uint32(t[8:])
-	d.Flags = t[13]
+	tcpFields(t, d)
 	d.Win = be.Uint16(t[14:])
-	if pl := total - 20 - hl; pl > 0 {
-		d.PayloadLen = uint32(pl)
-		if c := len(t) - hl; c > 0 {
-			d.PayloadCap = uint32(min(c, pl))
-		}
-	}
+	tcpPayload(t, hl, total-20, d)
 	if hl > 20 {
 		parseOptions(t[20:hl], &d.Opts)
 	}
@@ -511,17 +498,7 @@ func (dc *decoder) ipv4(off int) Kind {
 		total = r
 	}
 	d.IPv6 = false
-	// Each address as one 8-byte store (the rest of it is zero): keyDir
-	// and the flow hash read it back right away as 8-byte words, and a
-	// word spanning a 4-byte store and the zeroing before it cannot be
-	// forwarded from the stores (a stall on every packet).
-	le := binary.LittleEndian
-	le.PutUint64(d.Src[:8], uint64(le.Uint32(b[off+12:])))
-	le.PutUint64(d.Src[8:], 0)
-	le.PutUint64(d.Dst[:8], uint64(le.Uint32(b[off+16:])))
-	le.PutUint64(d.Dst[8:], 0)
-	d.IPID = uint32(binary.BigEndian.Uint16(b[off+4:]))
-	d.TTL = b[off+8]
+	ipv4Fields(b[off:], d)
 	proto := b[off+9]
 	d.Proto = proto
 	if off > math.MaxUint16 {
@@ -710,11 +687,7 @@ func (dc *decoder) tcp(off, l4len int) Kind {
 		return KindMalformed
 	}
 	t := b[off:]
-	d.SPort = binary.BigEndian.Uint16(t[0:])
-	d.DPort = binary.BigEndian.Uint16(t[2:])
-	d.Seq = binary.BigEndian.Uint32(t[4:])
-	d.Ack = binary.BigEndian.Uint32(t[8:])
-	d.Flags = t[13]
+	tcpFields(t, d)
 	hl := int(t[12]>>4) * 4
 	if len(t) >= 16 {
 		d.Win = binary.BigEndian.Uint16(t[14:])
@@ -723,12 +696,7 @@ func (dc *decoder) tcp(off, l4len int) Kind {
 		d.Opts.Unknown = true
 		return KindTCP
 	}
-	if pl := l4len - hl; pl > 0 {
-		d.PayloadLen = uint32(pl)
-		if c := len(t) - hl; c > 0 {
-			d.PayloadCap = uint32(min(c, pl))
-		}
-	}
+	tcpPayload(t, hl, l4len, d)
 	if hl > 20 {
 		end := hl
 		if len(t) < end {
@@ -742,6 +710,44 @@ func (dc *decoder) tcp(off, l4len int) Kind {
 		d.Opts.Unknown = true
 	}
 	return KindTCP
+}
+
+// ipv4Fields sets d's addresses, IP ID and TTL from the IPv4 header h (20
+// bytes or more captured). Each address is one 8-byte store and the rest of
+// it zero: keyDir and the flow hash read it back right away as 8-byte words,
+// and a word spanning a 4-byte store and the zeroing before it cannot be
+// forwarded from the stores (a stall on every packet).
+func ipv4Fields(h []byte, d *Decoded) {
+	le := binary.LittleEndian
+	le.PutUint64(d.Src[:8], uint64(le.Uint32(h[12:])))
+	le.PutUint64(d.Src[8:], 0)
+	le.PutUint64(d.Dst[:8], uint64(le.Uint32(h[16:])))
+	le.PutUint64(d.Dst[8:], 0)
+	d.IPID = uint32(binary.BigEndian.Uint16(h[4:]))
+	d.TTL = h[8]
+}
+
+// tcpFields sets the ports, sequence and acknowledgment numbers and flags
+// from the TCP header t (its first 14 bytes captured).
+func tcpFields(t []byte, d *Decoded) {
+	be := binary.BigEndian
+	d.SPort = be.Uint16(t[0:])
+	d.DPort = be.Uint16(t[2:])
+	d.Seq = be.Uint32(t[4:])
+	d.Ack = be.Uint32(t[8:])
+	d.Flags = t[13]
+}
+
+// tcpPayload sets the payload's length on the wire (l4len, the IP payload,
+// less the header length hl) and how much of it the frame holds (t is the
+// TCP header on).
+func tcpPayload(t []byte, hl, l4len int, d *Decoded) {
+	if pl := l4len - hl; pl > 0 {
+		d.PayloadLen = uint32(pl)
+		if c := len(t) - hl; c > 0 {
+			d.PayloadCap = uint32(min(c, pl))
+		}
+	}
 }
 
 // parseOptions reads the TCP option list. An option that runs past the end

@@ -32,25 +32,9 @@ func TestCollectorKeepsEarliest(t *testing.T) {
 			all = append(all, a)
 			c.add(a)
 		}
-		slices.SortFunc(all, func(a, b *analyze.Attempt) int {
-			switch {
-			case later(a, b):
-				return 1
-			case later(b, a):
-				return -1
-			}
-			return 0
-		})
+		slices.SortFunc(all, byStart)
 		got := slices.Clone([]*analyze.Attempt(c.kept))
-		slices.SortFunc(got, func(a, b *analyze.Attempt) int {
-			switch {
-			case later(a, b):
-				return 1
-			case later(b, a):
-				return -1
-			}
-			return 0
-		})
+		slices.SortFunc(got, byStart)
 		for i, a := range got {
 			if later(a, all[i]) || later(all[i], a) {
 				t.Fatalf("max %d: kept #%d starts at %d (first %v), want %d (first %v)", max, i, a.Start, a.First, all[i].Start, all[i].First)
@@ -60,4 +44,15 @@ func TestCollectorKeepsEarliest(t *testing.T) {
 			t.Errorf("max %d: kept %d, omitted %d of %d", max, len(got), c.omitted, len(all))
 		}
 	}
+}
+
+// byStart orders attempts as the listing does (later).
+func byStart(a, b *analyze.Attempt) int {
+	switch {
+	case later(a, b):
+		return 1
+	case later(b, a):
+		return -1
+	}
+	return 0
 }
