@@ -3,6 +3,7 @@ package analyze
 import (
 	"encoding/binary"
 	"math/bits"
+	"net/netip"
 	"unsafe"
 
 	"github.com/synscope/synscope/internal/mem"
@@ -551,35 +552,73 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 }
 
 // replayEmbryo makes a, blank, the attempt of embryo e on f (whose key is
-// e's), at time now.
+// e's), at time now, and sets f's handshake state as if e's SYNs had gone
+// through the full path.
 func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
-	startAttempt(a, f, e.dir, e.syn0.time, unpackRef(e.syn0.ref))
+	fillEmbryo(a, e)
+	f.at = a
+	f.clientDir = e.dir
+	f.srvSYN, f.cliSYNACK = false, false
+	f.synsAtAns = 0
+	f.hasStale = false
+	f.lastHS = e.last
+	f.last = now
+	n := e.nsyn - 1
+	ls := e.syn(n)
+	sg := &f.sig[e.dir][0]
+	sg.t, sg.seq, sg.ack, sg.ipid, sg.tsval, sg.win, sg.flags, sg.valid = ls.time, e.isn, e.ack, e.ipid, ls.opts.TSval, ls.win, ls.flags, true
+	sg.plen = 0
+	if n == 0 {
+		sg.plen = e.data
+	}
+}
+
+// fillEmbryo makes a, blank, the attempt of embryo e, as startAttempt and
+// the full path's SYN handling would have made it from e's SYNs. It needs no
+// flow: the emitting goroutine builds the attempts of dropped records with
+// it. (The flow's side of it is replayEmbryo's.)
+func fillEmbryo(a *Attempt, e *embryo) {
+	k := &e.key
+	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
+	if e.dir == 1 {
+		ca, cp, sa, sp = sa, sp, ca, cp
+	}
+	t0 := e.syn0.time
+	a.Start, a.First, a.AnsweredSyn = t0, unpackRef(e.syn0.ref), noAnswerIdx
+	a.Client = netip.AddrPortFrom(addrOf(k.v6, ca), cp)
+	a.Server = netip.AddrPortFrom(addrOf(k.v6, sa), sp)
+	a.NVLAN = k.nvlan
+	a.VLAN = k.vlan
 	a.ID = e.id // the embryo was counted when it was made
 	var d Decoded
-	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, f.key.v6
+	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, k.v6
 	d.Seq = e.isn
 	for n := uint8(0); n < e.nsyn; n++ {
 		s := e.syn(n)
 		// d.Opts stays empty: the options are copied from the record
 		// (copied into d, a 20-byte copy is two overlapping 16-byte
 		// stores, and copying it on from there stalls on store
-		// forwarding). For the same reason the event and the signature
-		// are written in place, field by field.
+		// forwarding). For the same reason the event is written in
+		// place, field by field.
 		d.Flags, d.Win = s.flags, s.win
 		d.PayloadLen, d.PayloadCap = 0, 0
+		note := NoteSYN
 		if n == 0 {
 			d.PayloadLen, d.PayloadCap = e.data, e.data
-			firstSYNOpts(f, a, &d, &s.opts, s.time)
+			a.HasISN, a.ISN = true, e.isn
+			a.Syns = 1
+			a.SynTimes[0] = t0
+			a.synTSval[0] = s.opts.TSval
+			a.SynOpts = s.opts
+			a.SynData = e.data
+			a.SynTS = triOf(&s.opts)
 		} else {
+			note = NoteSYNRetransmit
 			if a.Syns < MaxSynTimes {
 				a.SynTimes[a.Syns] = s.time
 				a.synTSval[a.Syns] = s.opts.TSval
 			}
 			a.Syns++
-		}
-		note := NoteSYN
-		if n > 0 {
-			note = NoteSYNRetransmit
 		}
 		if ev := a.recordNew(); ev != nil {
 			ev.Time, ev.Ref, ev.Dir, ev.Flags, ev.Seq, ev.Len, ev.Win, ev.Note = s.time, unpackRef(s.ref), SideClient, d.Flags, d.Seq, d.PayloadLen, d.Win, note
@@ -593,20 +632,10 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 		if n == 0 && firstSYNFits(&d) {
 			a.zeek.firstSYN(d.Seq)
 		} else {
-			a.zeek.update(a, &d, true, f)
+			a.zeek.update(a, &d, true, nil)
 		}
 	}
 	a.End = e.last
-	f.lastHS = e.last
-	f.last = now
-	n := e.nsyn - 1
-	ls := e.syn(n)
-	sg := &f.sig[e.dir][0]
-	sg.t, sg.seq, sg.ack, sg.ipid, sg.tsval, sg.win, sg.flags, sg.valid = ls.time, e.isn, e.ack, e.ipid, ls.opts.TSval, ls.win, ls.flags, true
-	sg.plen = 0
-	if n == 0 {
-		sg.plen = e.data
-	}
 }
 
 // expireEmbryos finishes embryos whose last SYN is older than the handshake

@@ -86,3 +86,29 @@ func BenchmarkFlood(b *testing.B) { benchFlood(b, false) }
 // BenchmarkFloodAsync is BenchmarkFlood with the emitting goroutine
 // (EmitAsync), as the parallel reader runs it: ns/pkt is then wall time.
 func BenchmarkFloodAsync(b *testing.B) { benchFlood(b, true) }
+
+// BenchmarkEmitEmbryo is the emitting goroutine's share of a flood: building,
+// judging and grouping the attempt of an evicted single-SYN record (the
+// records of the first 500,000 SYNs of floodStream, emitted in table order
+// 5.2 s after each, as a full table evicts them). ns/op is per record.
+func BenchmarkEmitEmbryo(b *testing.B) {
+	if floodPackets == nil {
+		floodPackets = floodStream(b, 2_000_000)
+	}
+	cfg := DefaultConfig()
+	an := NewAnalyzer(cfg, nil, nil)
+	const n = 500_000
+	for i := range n {
+		an.Packet(&floodPackets[i])
+	}
+	et := an.tracker.embryos
+	recs := make([]embryo, 0, n)
+	et.drain(func(i int32) { recs = append(recs, *et.at(i)) })
+	incs := NewIncidents(IncidentConfig{})
+	em := &emitter{synTimeout: cfg.SynTimeout, emit: func(a *Attempt) bool { return incs.Add(a) }}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e := &recs[i%n]
+		em.done1(em.build(e, e.last+5_200_000_000, true))
+	}
+}

@@ -415,19 +415,31 @@ func (em *emitter) run() {
 			x := &b[i]
 			a := x.a
 			if a == nil {
-				f := &em.scratch
-				*f = flow{}
-				copyKey(&f.key, &x.e.key)
-				a = blankAttempt(&em.spare)
-				replayEmbryo(a, f, x.e, x.now)
-				a.Evicted = x.evicted
-				conclude(a, f, x.now, em.synTimeout, &em.sum)
+				a = em.build(x.e, x.now, x.evicted)
 			}
 			x.a = nil
-			if (em.emit == nil || !em.emit(a)) && len(em.spare) < maxSpare {
-				em.spare = append(em.spare, a)
-			}
+			em.done1(a)
 		}
 		em.free <- b
+	}
+}
+
+// build makes the judged attempt of embryo record e, ended at now.
+func (em *emitter) build(e *embryo, now int64, evicted bool) *Attempt {
+	a := blankAttempt(&em.spare)
+	fillEmbryo(a, e)
+	a.Evicted = evicted
+	// What conclude reads of the flow: the state replayEmbryo gives it (a
+	// flow of SYNs from the client alone). Nothing else writes em.scratch.
+	f := &em.scratch
+	f.srvSYN, f.synsAtAns, f.lastHS = false, 0, e.last
+	conclude(a, f, now, em.synTimeout, &em.sum)
+	return a
+}
+
+// done1 emits a, keeping it for reuse when emit does not.
+func (em *emitter) done1(a *Attempt) {
+	if (em.emit == nil || !em.emit(a)) && len(em.spare) < maxSpare {
+		em.spare = append(em.spare, a)
 	}
 }

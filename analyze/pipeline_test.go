@@ -5,6 +5,10 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // snapshot copies an attempt as emitted: an attempt emit does not keep is
@@ -109,5 +113,99 @@ func TestBatchNumbersBeyondEntry(t *testing.T) {
 		if got, want := an.Accepts(&b), last < 1<<16; got != want {
 			t.Errorf("numbers up to %d: accepted %v, want %v", last, got, want)
 		}
+	}
+}
+
+// TestBuildMatchesReplay: the emitting goroutine builds and judges a
+// dropped record's attempt without a flow (emitter.build); the tracker
+// replays it onto a flow and concludes it there. Both give the same attempt
+// and outcome for records of one and two SYNs, with and without options,
+// data or a window, over IPv4 and IPv6, judged at times on either side of
+// the SYN timeout from the first and from the last SYN.
+func TestBuildMatchesReplay(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	var pkts []Packet
+	add := func(ts int64, ip gopacket.SerializableLayer, et layers.EthernetType, tcp *layers.TCP, data []byte) {
+		f := frame(t, eth(et), ip, tcp, gopacket.Payload(data))
+		pkts = append(pkts, Packet{Data: f, Time: ts, OrigLen: len(f), LinkType: LinkEthernet, Ref: PacketRef{Source: int32(r.IntN(3)), Num: uint64(len(pkts) + 1)}})
+	}
+	for i := 0; i < 2000; i++ {
+		ts := base + int64(i)*int64(time.Millisecond)
+		sp := layers.TCPPort(1024 + i)
+		syn := func(tsval uint32) *layers.TCP {
+			tcp := &layers.TCP{SrcPort: sp, DstPort: 443, SYN: true, Seq: r.Uint32(), Window: uint16(r.IntN(3)) * 29200}
+			switch r.IntN(3) {
+			case 0:
+				tcp.Options = synTCP().Options
+				tcp.Options[len(tcp.Options)-1].OptionData = []byte{0, 0, byte(tsval >> 8), byte(tsval), 0, 0, 0, 0}
+			case 1:
+				tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{5, 0xb4}}}
+			}
+			return tcp
+		}
+		var ip gopacket.SerializableLayer = ip4L("10.1.0.1", "10.2.0.1", layers.IPProtocolTCP, 64)
+		et := layers.EthernetTypeIPv4
+		if r.IntN(4) == 0 {
+			ip, et = ip6L("2001:db8::1", "2001:db8::2", layers.IPProtocolTCP, 64), layers.EthernetTypeIPv6
+		}
+		var data []byte
+		if r.IntN(5) == 0 {
+			data = []byte("GET / HTTP/1.1\r\n\r\n") // TCP Fast Open
+		}
+		first := syn(uint32(i))
+		add(ts, ip, et, first, data)
+		if r.IntN(2) == 0 {
+			again := syn(uint32(i) + 1000)
+			again.Seq = first.Seq
+			add(ts+int64(1+r.IntN(2))*int64(time.Second), ip, et, again, data)
+		}
+	}
+	sort.SliceStable(pkts, func(i, j int) bool { return pkts[i].Time < pkts[j].Time })
+
+	cfg := DefaultConfig()
+	an := NewAnalyzer(cfg, nil, nil)
+	for i := range pkts {
+		an.Packet(&pkts[i])
+	}
+	et := an.tracker.embryos
+	if et.len() != 2000 {
+		t.Fatalf("%d records, want 2000", et.len())
+	}
+	var seen [NumOutcomes]int
+	twoSYN := 0
+	wait := int64(cfg.SynTimeout)
+	em := &emitter{synTimeout: cfg.SynTimeout}
+	et.drain(func(i int32) {
+		e := et.at(i)
+		if e.nsyn == 2 {
+			twoSYN++
+		}
+		for _, now := range []int64{e.last, e.last + wait - 1, e.last + wait, e.syn0.time + wait, e.syn0.time + wait - 1} {
+			evicted := r.IntN(2) == 0
+			f := &flow{}
+			copyKey(&f.key, &e.key)
+			want := &Attempt{}
+			replayEmbryo(want, f, e, now)
+			want.Evicted = evicted
+			var sum Summary
+			conclude(want, f, now, cfg.SynTimeout, &sum)
+
+			before := em.sum.Outcomes
+			got := em.build(e, now, evicted)
+			if !reflect.DeepEqual(snapshot(got), snapshot(want)) {
+				t.Fatalf("record %d (%d SYNs) at +%v:\n got %+v\nwant %+v", i, e.nsyn, time.Duration(now-e.last), *got, *want)
+			}
+			for o, n := range sum.Outcomes {
+				if em.sum.Outcomes[o]-before[o] != n {
+					t.Fatalf("record %d: outcome counts differ", i)
+				}
+			}
+			seen[got.Outcome]++
+			em.done1(got)
+		}
+	})
+	if twoSYN == 0 || twoSYN == 2000 || seen[OutcomeUnanswered] == 0 || seen[OutcomeUndetermined] == 0 {
+		t.Errorf("%d records of two SYNs, outcomes %v: the cases are not all covered", twoSYN, seen)
 	}
 }
