@@ -412,6 +412,12 @@ type groupKey struct {
 	client netip.Addr // resets are kept per client until probers are known
 }
 
+// eq is k == *o, field by field: the compiler calls a function for the
+// struct's ==, once per attempt in a flood.
+func (k *groupKey) eq(o *groupKey) bool {
+	return k.kind == o.kind && k.server.Port() == o.server.Port() && k.server.Addr() == o.server.Addr() && k.client == o.client
+}
+
 type proberKey struct {
 	client netip.Addr
 	server netip.AddrPort
@@ -694,7 +700,8 @@ func (x *Incidents) watchProber(a *Attempt) {
 func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 	gap := int64(x.cfg.Gap)
 	var list []*Incident
-	if x.lastOK && k == x.lastKey {
+	same := x.lastOK && k.eq(&x.lastKey)
+	if same {
 		list = x.lastList
 	} else {
 		list = x.groups[k]
@@ -729,10 +736,13 @@ func (x *Incidents) place(k groupKey, at int64, a *Attempt) *Incident {
 		list = slices.Delete(list, i-1, i)
 		i--
 	}
-	if !x.lastOK || k != x.lastKey || len(list) != len(x.lastList) || (len(list) > 0 && &list[0] != &x.lastList[0]) {
+	if !same || len(list) != len(x.lastList) || (len(list) > 0 && &list[0] != &x.lastList[0]) {
 		x.groups[k] = list
+		x.lastList = list
 	}
-	x.lastKey, x.lastList, x.lastOK = k, list, true
+	if !same {
+		x.lastKey, x.lastOK = k, true
+	}
 	return inc
 }
 

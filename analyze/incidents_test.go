@@ -185,3 +185,27 @@ func TestAddrHashV4(t *testing.T) {
 		}
 	}
 }
+
+// groupKey.eq is the struct's ==, for keys that differ in any one field,
+// including IPv4 against IPv4-mapped IPv6 and a zone.
+func TestGroupKeyEq(t *testing.T) {
+	addrs := []netip.Addr{{}, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"),
+		netip.MustParseAddr("::ffff:192.0.2.1"), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("fe80::1%eth0")}
+	var keys []groupKey
+	for _, kind := range []IncidentKind{IncUnansweredSYN, IncReset} {
+		for _, sa := range addrs {
+			for _, port := range []uint16{0, 80, 443} {
+				for _, c := range addrs {
+					keys = append(keys, groupKey{kind, netip.AddrPortFrom(sa, port), c})
+				}
+			}
+		}
+	}
+	for i := range keys {
+		for j := range keys {
+			if got, want := keys[i].eq(&keys[j]), keys[i] == keys[j]; got != want {
+				t.Fatalf("%+v eq %+v = %v, want %v", keys[i], keys[j], got, want)
+			}
+		}
+	}
+}
