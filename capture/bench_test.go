@@ -29,7 +29,7 @@ var benchPcapng = sync.OnceValue(func() []byte {
 	f := newNgFile(le).idb(1, 262144)
 	for i := range benchPackets {
 		n := benchSizes[i%len(benchSizes)]
-		f.epb(0, uint64(1700000000e6+i*1000), frame(n, byte(i)), uint32(n))
+		f.epb(0, 1700000000e6+uint64(i)*1000, frame(n, byte(i)), uint32(n))
 	}
 	return f.buf
 })

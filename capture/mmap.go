@@ -3,7 +3,6 @@ package capture
 import (
 	"io"
 	"os"
-	"syscall"
 )
 
 // mmapMin is the smallest file worth mapping; below it a read is as cheap.
@@ -25,11 +24,10 @@ func mapFile(f *os.File) []byte {
 	if err != nil || !st.Mode().IsRegular() || st.Size() < least || st.Size() != int64(int(st.Size())) {
 		return nil
 	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err := mmapFile(f, int(st.Size()))
 	if err != nil {
 		return nil
 	}
-	_ = syscall.Madvise(data, syscall.MADV_SEQUENTIAL)
 	return data
 }
 
@@ -41,7 +39,7 @@ type mapped struct {
 }
 
 func (m *mapped) Close() error {
-	err := syscall.Munmap(m.data)
+	err := munmap(m.data)
 	if cerr := m.f.Close(); err == nil {
 		err = cerr
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"syscall"
 	"time"
 )
 
@@ -27,7 +26,7 @@ func Open(path string) (Source, error) {
 	if data := mapFile(f); data != nil {
 		s, err := newMapped(f, data, path)
 		if err != nil {
-			syscall.Munmap(data)
+			munmap(data)
 			f.Close()
 			return nil, err
 		}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"github.com/synscope/synscope/internal/mem"
@@ -82,7 +81,7 @@ func (c *Chunks) chunkSize() int {
 			// the ranges would cover most of it, to be faulted in again.)
 			a := lo &^ (huge - 1)
 			b := min((max(p, lo+minChunkSize)+huge-1)&^(huge-1), len(c.data))
-			_ = syscall.Madvise(c.data[a:b], syscall.MADV_DONTNEED)
+			release(c.data[a:b])
 		}
 	}
 	size := ChunkSize
@@ -375,7 +374,7 @@ func (c *Chunks) Release() {
 		return
 	}
 	if r := c.released.Load(); done-r >= releaseChunk {
-		_ = syscall.Madvise(c.data[r:done], syscall.MADV_DONTNEED)
+		release(c.data[r:done])
 		c.released.Store(done)
 	}
 	c.relMu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
-	"syscall"
 )
 
 // bufSize is the read-ahead of a window: one read call (or one round of
@@ -82,7 +81,7 @@ func (w *window) skip(n int) {
 	// packet's data is valid only until the next call to Next).
 	if w.mapped && !w.held && w.pos-w.released >= releaseChunk {
 		end := w.pos &^ (os.Getpagesize() - 1)
-		_ = syscall.Madvise(w.buf[w.released:end], syscall.MADV_DONTNEED)
+		release(w.buf[w.released:end])
 		w.released = end
 	}
 	w.pos += n

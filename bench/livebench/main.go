@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command livebench measures the live engines in a network-namespace lab
 // (root): a client namespace connects to a server namespace as fast as it
 // can for a while, and `synscope live` captures on the server side with each
