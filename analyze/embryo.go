@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"github.com/synscope/synscope/internal/mem"
@@ -43,8 +44,9 @@ type embryo struct {
 	ack  uint32
 	syn0 synSlot
 
-	syn1 synSlot // valid when nsyn is 2
-	_    [24]byte
+	syn1  synSlot // valid when nsyn is 2
+	data1 uint32  // its payload
+	_     [20]byte
 }
 
 // synSlot is one SYN of an embryo.
@@ -456,15 +458,11 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 	if e.key != *k || e.dir != dir || e.isn != d.Seq || int(e.nsyn) >= embryoSyns {
 		return false // another VLAN, the other side, a new ISN, or too many: the full path decides
 	}
-	n := e.nsyn - 1
-	ps := e.syn(n)
-	prev := pktSig{t: e.last, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: ps.opts.TSval, win: ps.win, flags: ps.flags, valid: true}
-	var plen uint32 // the payload counts on the first SYN only
-	if n == 0 {
-		prev.plen = e.data
-		plen = d.PayloadLen
-	}
-	if t.sigDuplicate(&prev, d, ts, plen) {
+	// The embryo has one SYN here (a third hatches it): is d a duplicate
+	// of it?
+	ps := &e.syn0
+	prev := pktSig{t: e.last, seq: e.isn, ack: e.ack, ipid: e.ipid, tsval: ps.opts.TSval, plen: e.data, win: ps.win, flags: ps.flags, valid: true}
+	if t.sigDuplicate(&prev, d, ts, d.PayloadLen) {
 		t.sum.Duplicates++
 		return true
 	}
@@ -485,6 +483,9 @@ func (t *embryos) addSYN(i int32, e *embryo, d *Decoded, ts int64, ref PacketRef
 	s.flags = d.Flags
 	s.win = d.Win
 	s.opts = d.Opts // not in a tuple assignment (see replayEmbryo)
+	if e.nsyn == 1 {
+		e.data1 = d.PayloadLen // the first SYN's is e.data
+	}
 	e.nsyn++
 	e.ipid, e.ack = d.IPID, d.Ack
 	e.last = max(e.last, ts)
@@ -525,13 +526,13 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		et.drop(i)
 		t.em.embryo(i, e, t.now, evicted, et)
 	} else {
-		f := &t.scratch
-		*f = flow{}
-		copyKey(&f.key, &e.key)
-		t.replayEmbryo(f, e)
-		f.at.Evicted = evicted
+		// Built and judged here as the emitting goroutine would.
+		a := blankAttempt(&t.spare)
+		fillEmbryo(a, e)
+		a.Evicted = evicted
+		concludeEmbryo(a, &t.scratch, e, t.now, t.cfg.SynTimeout, t.sum)
 		et.remove(i)
-		t.finishAttempt(f, t.now)
+		t.hand(a)
 	}
 	if evicted {
 		// A flood evicts the front at every SYN: fetch the index slot of
@@ -551,9 +552,9 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 	replayEmbryo(blankAttempt(&t.spare), f, e, t.now)
 }
 
-// replayEmbryo makes a, blank, the attempt of embryo e on f (whose key is
-// e's), at time now, and sets f's handshake state as if e's SYNs had gone
-// through the full path.
+// replayEmbryo makes a, blank, the attempt of embryo e on f, at time now,
+// and sets f's handshake state as if e's SYNs had gone through the full
+// path.
 func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	fillEmbryo(a, e)
 	f.at = a
@@ -567,16 +568,17 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	ls := e.syn(n)
 	sg := &f.sig[e.dir][0]
 	sg.t, sg.seq, sg.ack, sg.ipid, sg.tsval, sg.win, sg.flags, sg.valid = ls.time, e.isn, e.ack, e.ipid, ls.opts.TSval, ls.win, ls.flags, true
-	sg.plen = 0
-	if n == 0 {
-		sg.plen = e.data
+	sg.plen = e.data
+	if n == 1 {
+		sg.plen = e.data1
 	}
 }
 
 // fillEmbryo makes a, blank, the attempt of embryo e, as startAttempt and
-// the full path's SYN handling would have made it from e's SYNs. It needs no
-// flow: the emitting goroutine builds the attempts of dropped records with
-// it. (The flow's side of it is replayEmbryo's.)
+// the full path's SYN handling (firstSYN, onSYN) would have made it from
+// e's SYNs: keep them in step (TestEmbryoMatchesFullPath). It needs no
+// flow: a dropped record's attempt is built with it (concludeEmbryo judges
+// it). The flow's side is replayEmbryo's.
 func fillEmbryo(a *Attempt, e *embryo) {
 	k := &e.key
 	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
@@ -601,10 +603,9 @@ func fillEmbryo(a *Attempt, e *embryo) {
 		// forwarding). For the same reason the event is written in
 		// place, field by field.
 		d.Flags, d.Win = s.flags, s.win
-		d.PayloadLen, d.PayloadCap = 0, 0
+		d.PayloadLen, d.PayloadCap = e.data, e.data
 		note := NoteSYN
 		if n == 0 {
-			d.PayloadLen, d.PayloadCap = e.data, e.data
 			a.HasISN, a.ISN = true, e.isn
 			a.Syns = 1
 			a.SynTimes[0] = t0
@@ -613,6 +614,7 @@ func fillEmbryo(a *Attempt, e *embryo) {
 			a.SynData = e.data
 			a.SynTS = triOf(&s.opts)
 		} else {
+			d.PayloadLen, d.PayloadCap = e.data1, e.data1
 			note = NoteSYNRetransmit
 			if a.Syns < MaxSynTimes {
 				a.SynTimes[a.Syns] = s.time
@@ -625,9 +627,11 @@ func fillEmbryo(a *Attempt, e *embryo) {
 			ev.Opts = s.opts
 		}
 		a.PktsClient++
-		if d.PayloadLen > 0 && a.FirstDataClient == 0 {
-			a.FirstDataClient = s.time
+		if d.PayloadLen > 0 {
 			a.BytesClient += uint64(d.PayloadLen)
+			if a.FirstDataClient == 0 {
+				a.FirstDataClient = s.time
+			}
 		}
 		if n == 0 && firstSYNFits(&d) {
 			a.zeek.firstSYN(d.Seq)
@@ -636,6 +640,14 @@ func fillEmbryo(a *Attempt, e *embryo) {
 		}
 	}
 	a.End = e.last
+}
+
+// concludeEmbryo judges a, built by fillEmbryo from e, at now. f is a
+// scratch flow: it gets what judge reads of a flow replayed from e (a flow
+// of SYNs from the client alone), and nothing else.
+func concludeEmbryo(a *Attempt, f *flow, e *embryo, now int64, synTimeout time.Duration, sum *Summary) {
+	f.srvSYN, f.synsAtAns, f.lastHS = false, 0, e.last
+	conclude(a, f, now, synTimeout, sum)
 }
 
 // expireEmbryos finishes embryos whose last SYN is older than the handshake

@@ -429,11 +429,7 @@ func (em *emitter) build(e *embryo, now int64, evicted bool) *Attempt {
 	a := blankAttempt(&em.spare)
 	fillEmbryo(a, e)
 	a.Evicted = evicted
-	// What conclude reads of the flow: the state replayEmbryo gives it (a
-	// flow of SYNs from the client alone). Nothing else writes em.scratch.
-	f := &em.scratch
-	f.srvSYN, f.synsAtAns, f.lastHS = false, 0, e.last
-	conclude(a, f, now, em.synTimeout, &em.sum)
+	concludeEmbryo(a, &em.scratch, e, now, em.synTimeout, &em.sum)
 	return a
 }
 

@@ -116,13 +116,19 @@ func TestBatchNumbersBeyondEntry(t *testing.T) {
 	}
 }
 
-// TestBuildMatchesReplay: the emitting goroutine builds and judges a
-// dropped record's attempt without a flow (emitter.build); the tracker
-// replays it onto a flow and concludes it there. Both give the same attempt
-// and outcome for records of one and two SYNs, with and without options,
-// data or a window, over IPv4 and IPv6, judged at times on either side of
-// the SYN timeout from the first and from the last SYN.
-func TestBuildMatchesReplay(t *testing.T) {
+// TestEmbryoMatchesFullPath: a SYN-only flow kept as an embryo record gives
+// the attempt, the flow state and the verdicts the full path gives the
+// same SYNs. A second tracker tracks the same packets with a flow made for
+// each 4-tuple beforehand (so none becomes an embryo), and for each record
+// of the first: fillEmbryo builds the full path's attempt; replayEmbryo
+// gives its flow the full path's handshake state (what a hatched embryo
+// goes on with); and the emitting goroutine's build, and the tracker's own
+// ending (finishEmbryo), judge it as conclude judges the full path's, at
+// times on either side of the SYN timeout from the first and from the
+// last SYN. The records have one and two SYNs, with and without options,
+// data or a window, over IPv4 and IPv6, with the client on either side of
+// the key.
+func TestEmbryoMatchesFullPath(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
 	var pkts []Packet
@@ -130,7 +136,8 @@ func TestBuildMatchesReplay(t *testing.T) {
 		f := frame(t, eth(et), ip, tcp, gopacket.Payload(data))
 		pkts = append(pkts, Packet{Data: f, Time: ts, OrigLen: len(f), LinkType: LinkEthernet, Ref: PacketRef{Source: int32(r.IntN(3)), Num: uint64(len(pkts) + 1)}})
 	}
-	for i := 0; i < 2000; i++ {
+	const n = 2000
+	for i := 0; i < n; i++ {
 		ts := base + int64(i)*int64(time.Millisecond)
 		sp := layers.TCPPort(1024 + i)
 		syn := func(tsval uint32) *layers.TCP {
@@ -144,10 +151,14 @@ func TestBuildMatchesReplay(t *testing.T) {
 			}
 			return tcp
 		}
-		var ip gopacket.SerializableLayer = ip4L("10.1.0.1", "10.2.0.1", layers.IPProtocolTCP, 64)
+		cli, srv := "10.1.0.1", "10.2.0.1"
+		if r.IntN(2) == 0 {
+			cli, srv = srv, cli // the client on the key's other side
+		}
+		var ip gopacket.SerializableLayer = ip4L(cli, srv, layers.IPProtocolTCP, 64)
 		et := layers.EthernetTypeIPv4
 		if r.IntN(4) == 0 {
-			ip, et = ip6L("2001:db8::1", "2001:db8::2", layers.IPProtocolTCP, 64), layers.EthernetTypeIPv6
+			ip, et = ip6L("2001:db8::"+cli[3:4], "2001:db8::"+srv[3:4], layers.IPProtocolTCP, 64), layers.EthernetTypeIPv6
 		}
 		var data []byte
 		if r.IntN(5) == 0 {
@@ -165,39 +176,68 @@ func TestBuildMatchesReplay(t *testing.T) {
 
 	cfg := DefaultConfig()
 	an := NewAnalyzer(cfg, nil, nil)
+	full := NewAnalyzer(cfg, nil, nil)
+	var d Decoded
 	for i := range pkts {
-		an.Packet(&pkts[i])
+		p := &pkts[i]
+		an.Packet(p)
+		if !full.decode(p, &d) {
+			t.Fatalf("packet %d not decoded", i)
+		}
+		var k flowKey
+		dir := keyDir(&d)
+		fillKey(&k, &d, dir)
+		if h := keyHash(&k); full.tracker.flows.get(&k, h) == nil {
+			full.tracker.advance(p.Time) // a new flow is as old as its first packet
+			full.tracker.newFlow(k, h)
+		}
+		full.tracker.track(&d, p.Time, p.Ref)
 	}
 	et := an.tracker.embryos
-	if et.len() != 2000 {
-		t.Fatalf("%d records, want 2000", et.len())
+	if et.len() != n || full.tracker.embryos.len() != 0 {
+		t.Fatalf("%d records and %d in the full path's table, want %d and 0", et.len(), full.tracker.embryos.len(), n)
 	}
 	var seen [NumOutcomes]int
-	twoSYN := 0
+	var twoSYN, flipped int
 	wait := int64(cfg.SynTimeout)
 	em := &emitter{synTimeout: cfg.SynTimeout}
 	et.drain(func(i int32) {
 		e := et.at(i)
+		ff := full.tracker.flows.get(&e.key, keyHash(&e.key))
+		if ff == nil || ff.at == nil {
+			t.Fatalf("record %d: the full path has no attempt on its 4-tuple", i)
+		}
 		if e.nsyn == 2 {
 			twoSYN++
 		}
+		if e.dir == 1 {
+			flipped++
+		}
+		a := &Attempt{}
+		fillEmbryo(a, e)
+		if !reflect.DeepEqual(snapshot(a), snapshot(ff.at)) {
+			t.Fatalf("record %d (%d SYNs):\n  embryo %+v\nfull path %+v", i, e.nsyn, *a, *ff.at)
+		}
+		f := &flow{}
+		replayEmbryo(&Attempt{}, f, e, ff.last)
+		if f.clientDir != ff.clientDir || f.srvSYN != ff.srvSYN || f.cliSYNACK != ff.cliSYNACK || f.synsAtAns != ff.synsAtAns ||
+			f.lastHS != ff.lastHS || f.hasStale != ff.hasStale || f.last != ff.last || f.sig != ff.sig {
+			t.Fatalf("record %d (%d SYNs): replayed flow %+v, the full path's %+v", i, e.nsyn, *f, *ff)
+		}
 		for _, now := range []int64{e.last, e.last + wait - 1, e.last + wait, e.syn0.time + wait, e.syn0.time + wait - 1} {
 			evicted := r.IntN(2) == 0
-			f := &flow{}
-			copyKey(&f.key, &e.key)
-			want := &Attempt{}
-			replayEmbryo(want, f, e, now)
+			want := snapshot(ff.at)
 			want.Evicted = evicted
 			var sum Summary
-			conclude(want, f, now, cfg.SynTimeout, &sum)
+			conclude(&want, ff, now, cfg.SynTimeout, &sum)
 
 			before := em.sum.Outcomes
 			got := em.build(e, now, evicted)
-			if !reflect.DeepEqual(snapshot(got), snapshot(want)) {
-				t.Fatalf("record %d (%d SYNs) at +%v:\n got %+v\nwant %+v", i, e.nsyn, time.Duration(now-e.last), *got, *want)
+			if !reflect.DeepEqual(snapshot(got), want) {
+				t.Fatalf("record %d (%d SYNs) at +%v: built %+v\nwant %+v", i, e.nsyn, time.Duration(now-e.last), *got, want)
 			}
-			for o, n := range sum.Outcomes {
-				if em.sum.Outcomes[o]-before[o] != n {
+			for o, c := range sum.Outcomes {
+				if em.sum.Outcomes[o]-before[o] != c {
 					t.Fatalf("record %d: outcome counts differ", i)
 				}
 			}
@@ -205,7 +245,7 @@ func TestBuildMatchesReplay(t *testing.T) {
 			em.done1(got)
 		}
 	})
-	if twoSYN == 0 || twoSYN == 2000 || seen[OutcomeUnanswered] == 0 || seen[OutcomeUndetermined] == 0 {
-		t.Errorf("%d records of two SYNs, outcomes %v: the cases are not all covered", twoSYN, seen)
+	if twoSYN == 0 || twoSYN == n || flipped == 0 || flipped == n || seen[OutcomeUnanswered] == 0 || seen[OutcomeUndetermined] == 0 {
+		t.Errorf("%d records of two SYNs, %d with the client on the key's b side, outcomes %v: the cases are not all covered", twoSYN, flipped, seen)
 	}
 }

@@ -59,16 +59,6 @@ type flowKey struct {
 	v6     bool
 }
 
-// copyKey copies src to dst field by field. A plain assignment of the
-// 42-byte key is three 16-byte moves, the last two overlapping, and a
-// 16-byte read of the copy soon after (of an address, or of the flow
-// holding it) spans two of them and stalls on store forwarding.
-func copyKey(dst, src *flowKey) {
-	dst.a = src.a
-	dst.b = src.b
-	dst.pa, dst.pb, dst.vlan, dst.nvlan, dst.v6 = src.pa, src.pb, src.vlan, src.nvlan, src.v6
-}
-
 func makeKey(d *Decoded) (k flowKey, dir uint8) {
 	dir = keyDir(d)
 	fillKey(&k, d, dir)
@@ -621,6 +611,12 @@ func (t *Tracker) finishAttempt(f *flow, now int64) {
 	a := f.at
 	f.at = nil
 	conclude(a, f, now, t.cfg.SynTimeout, t.sum)
+	t.hand(a)
+}
+
+// hand passes a judged attempt on: to the emitting goroutine while it runs,
+// else to emit (a kept for reuse when emit does not keep it).
+func (t *Tracker) hand(a *Attempt) {
 	if t.em != nil {
 		t.em.attempt(a, t.embryos)
 		return
@@ -966,17 +962,16 @@ func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient b
 	return newClient()
 }
 
-func firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) { firstSYNOpts(f, a, d, &d.Opts, ts) }
-
-// firstSYNOpts is firstSYN with the SYN's options in o (d.Opts is not read).
-func firstSYNOpts(f *flow, a *Attempt, d *Decoded, o *Options, ts int64) {
+// firstSYN records the attempt's first SYN (fillEmbryo does the same for
+// an embryo's).
+func firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
 	a.HasISN, a.ISN = true, d.Seq
 	a.Syns = 1
 	a.SynTimes[0] = ts
-	a.synTSval[0] = o.TSval
-	a.SynOpts = *o
+	a.synTSval[0] = d.Opts.TSval
+	a.SynOpts = d.Opts
 	a.SynData = d.PayloadLen
-	a.SynTS = triOf(o)
+	a.SynTS = triOf(&d.Opts)
 	if ts < a.Start || a.Start == 0 {
 		a.Start = ts
 	}

@@ -45,3 +45,5 @@ func (s *Sampler) SampleNow()         {}
 func (s *Sampler) Next(*Packet) error { return io.EOF }
 func (s *Sampler) Info() *SourceInfo  { return &s.info }
 func (s *Sampler) Close() error       { return nil }
+
+var _ LiveSource = (*KernelSource)(nil)
