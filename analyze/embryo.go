@@ -606,13 +606,7 @@ func fillEmbryo(a *Attempt, e *embryo) {
 		d.PayloadLen, d.PayloadCap = e.data, e.data
 		note := NoteSYN
 		if n == 0 {
-			a.HasISN, a.ISN = true, e.isn
-			a.Syns = 1
-			a.SynTimes[0] = t0
-			a.synTSval[0] = s.opts.TSval
-			a.SynOpts = s.opts
-			a.SynData = e.data
-			a.SynTS = triOf(&s.opts)
+			setFirstSYN(a, e.isn, t0, &s.opts, e.data)
 		} else {
 			d.PayloadLen, d.PayloadCap = e.data1, e.data1
 			note = NoteSYNRetransmit

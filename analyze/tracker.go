@@ -962,20 +962,25 @@ func (t *Tracker) onSYN(f *flow, a *Attempt, d *Decoded, dir uint8, fromClient b
 	return newClient()
 }
 
-// firstSYN records the attempt's first SYN (fillEmbryo does the same for
-// an embryo's).
+// firstSYN records the attempt's first SYN.
 func firstSYN(f *flow, a *Attempt, d *Decoded, ts int64) {
-	a.HasISN, a.ISN = true, d.Seq
-	a.Syns = 1
-	a.SynTimes[0] = ts
-	a.synTSval[0] = d.Opts.TSval
-	a.SynOpts = d.Opts
-	a.SynData = d.PayloadLen
-	a.SynTS = triOf(&d.Opts)
+	setFirstSYN(a, d.Seq, ts, &d.Opts, d.PayloadLen)
 	if ts < a.Start || a.Start == 0 {
 		a.Start = ts
 	}
 	f.lastHS = ts
+}
+
+// setFirstSYN records what the attempt keeps of its first SYN (an embryo's
+// too: fillEmbryo): its sequence number, time, options and payload.
+func setFirstSYN(a *Attempt, isn uint32, ts int64, o *Options, data uint32) {
+	a.HasISN, a.ISN = true, isn
+	a.Syns = 1
+	a.SynTimes[0] = ts
+	a.synTSval[0] = o.TSval
+	a.SynOpts = *o
+	a.SynData = data
+	a.SynTS = triOf(o)
 }
 
 func triOf(o *Options) Tri {
