@@ -3,7 +3,6 @@ package analyze
 import (
 	"encoding/binary"
 	"math/bits"
-	"net/netip"
 	"time"
 	"unsafe"
 
@@ -527,10 +526,7 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		t.em.embryo(i, e, t.now, evicted, et)
 	} else {
 		// Built and judged here as the emitting goroutine would.
-		a := blankAttempt(&t.spare)
-		fillEmbryo(a, e)
-		a.Evicted = evicted
-		concludeEmbryo(a, &t.scratch, e, t.now, t.cfg.SynTimeout, t.sum)
+		a := buildEmbryo(&t.spare, &t.scratch, e, t.now, evicted, t.cfg.SynTimeout, t.sum)
 		et.remove(i)
 		t.hand(a)
 	}
@@ -557,11 +553,7 @@ func (t *Tracker) replayEmbryo(f *flow, e *embryo) {
 // path.
 func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 	fillEmbryo(a, e)
-	f.at = a
-	f.clientDir = e.dir
-	f.srvSYN, f.cliSYNACK = false, false
-	f.synsAtAns = 0
-	f.hasStale = false
+	attach(f, a, e.dir)
 	f.lastHS = e.last
 	f.last = now
 	n := e.nsyn - 1
@@ -577,20 +569,12 @@ func replayEmbryo(a *Attempt, f *flow, e *embryo, now int64) {
 // fillEmbryo makes a, blank, the attempt of embryo e, as startAttempt and
 // the full path's SYN handling (firstSYN, onSYN) would have made it from
 // e's SYNs: keep them in step (TestEmbryoMatchesFullPath). It needs no
-// flow: a dropped record's attempt is built with it (concludeEmbryo judges
-// it). The flow's side is replayEmbryo's.
+// flow: a dropped record's attempt is built with it (buildEmbryo). The
+// flow's side is replayEmbryo's.
 func fillEmbryo(a *Attempt, e *embryo) {
 	k := &e.key
-	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
-	if e.dir == 1 {
-		ca, cp, sa, sp = sa, sp, ca, cp
-	}
 	t0 := e.syn0.time
-	a.Start, a.First, a.AnsweredSyn = t0, unpackRef(e.syn0.ref), noAnswerIdx
-	a.Client = netip.AddrPortFrom(addrOf(k.v6, ca), cp)
-	a.Server = netip.AddrPortFrom(addrOf(k.v6, sa), sp)
-	a.NVLAN = k.nvlan
-	a.VLAN = k.vlan
+	setEnds(a, k, e.dir, t0, unpackRef(e.syn0.ref))
 	a.ID = e.id // the embryo was counted when it was made
 	var d Decoded
 	d.Kind, d.Proto, d.IPv6 = KindTCP, 6, k.v6
@@ -636,12 +620,18 @@ func fillEmbryo(a *Attempt, e *embryo) {
 	a.End = e.last
 }
 
-// concludeEmbryo judges a, built by fillEmbryo from e, at now. f is a
-// scratch flow: it gets what judge reads of a flow replayed from e (a flow
-// of SYNs from the client alone), and nothing else.
-func concludeEmbryo(a *Attempt, f *flow, e *embryo, now int64, synTimeout time.Duration, sum *Summary) {
+// buildEmbryo returns the judged attempt of embryo e, ended at now: built
+// by fillEmbryo (in an attempt from spare, if any) and judged as conclude
+// judges a flow replayed from e. f is a scratch flow: it gets what judge
+// reads of such a flow (a flow of SYNs from the client alone), and nothing
+// else.
+func buildEmbryo(spare *[]*Attempt, f *flow, e *embryo, now int64, evicted bool, synTimeout time.Duration, sum *Summary) *Attempt {
+	a := blankAttempt(spare)
+	fillEmbryo(a, e)
+	a.Evicted = evicted
 	f.srvSYN, f.synsAtAns, f.lastHS = false, 0, e.last
 	conclude(a, f, now, synTimeout, sum)
+	return a
 }
 
 // expireEmbryos finishes embryos whose last SYN is older than the handshake

@@ -406,10 +406,12 @@ func (em *emitter) run() {
 			if i+ahead < len(b) {
 				if e := b[i+ahead].e; e != nil {
 					// The record was written long ago by the tracker: fetch
-					// it while the ones before are built (its third line
-					// holds a second SYN, rare: read when there is one).
+					// it while the ones before are built. Prefetch96 of a
+					// record (they start on a line) fetches its first two
+					// lines; the third holds a second SYN, rare: read when
+					// there is one.
 					r := uintptr(unsafe.Pointer(e))
-					mem.Prefetch128(r)
+					mem.Prefetch96(r)
 				}
 			}
 			x := &b[i]
@@ -426,16 +428,8 @@ func (em *emitter) run() {
 
 // build makes the judged attempt of embryo record e, ended at now.
 func (em *emitter) build(e *embryo, now int64, evicted bool) *Attempt {
-	a := blankAttempt(&em.spare)
-	fillEmbryo(a, e)
-	a.Evicted = evicted
-	concludeEmbryo(a, &em.scratch, e, now, em.synTimeout, &em.sum)
-	return a
+	return buildEmbryo(&em.spare, &em.scratch, e, now, evicted, em.synTimeout, &em.sum)
 }
 
 // done1 emits a, keeping it for reuse when emit does not.
-func (em *emitter) done1(a *Attempt) {
-	if (em.emit == nil || !em.emit(a)) && len(em.spare) < maxSpare {
-		em.spare = append(em.spare, a)
-	}
-}
+func (em *emitter) done1(a *Attempt) { emitOrKeep(em.emit, &em.spare, a) }

@@ -585,8 +585,14 @@ func blankAttempt(spare *[]*Attempt) *Attempt {
 
 // startAttempt makes a, blank, the attempt on f (no id yet).
 func startAttempt(a *Attempt, f *flow, clientDir uint8, ts int64, ref PacketRef) {
+	setEnds(a, &f.key, clientDir, ts, ref)
+	attach(f, a, clientDir)
+}
+
+// setEnds gives a, blank, its ends (clientDir is the key side of the
+// client), its first packet (at ts) and no answered SYN yet.
+func setEnds(a *Attempt, k *flowKey, clientDir uint8, ts int64, ref PacketRef) {
 	a.Start, a.End, a.First, a.AnsweredSyn = ts, ts, ref, noAnswerIdx
-	k := &f.key
 	ca, cp, sa, sp := &k.a, k.pa, &k.b, k.pb
 	if clientDir == 1 {
 		ca, cp, sa, sp = sa, sp, ca, cp
@@ -595,6 +601,10 @@ func startAttempt(a *Attempt, f *flow, clientDir uint8, ts int64, ref PacketRef)
 	a.Server = netip.AddrPortFrom(addrOf(k.v6, sa), sp)
 	a.NVLAN = k.nvlan
 	a.VLAN = k.vlan
+}
+
+// attach makes a f's attempt, with no handshake seen yet.
+func attach(f *flow, a *Attempt, clientDir uint8) {
 	f.at = a
 	f.clientDir = clientDir
 	f.srvSYN, f.cliSYNACK = false, false
@@ -615,14 +625,20 @@ func (t *Tracker) finishAttempt(f *flow, now int64) {
 }
 
 // hand passes a judged attempt on: to the emitting goroutine while it runs,
-// else to emit (a kept for reuse when emit does not keep it).
+// else to emit.
 func (t *Tracker) hand(a *Attempt) {
 	if t.em != nil {
 		t.em.attempt(a, t.embryos)
 		return
 	}
-	if (t.emit == nil || !t.emit(a)) && len(t.spare) < maxSpare {
-		t.spare = append(t.spare, a)
+	emitOrKeep(t.emit, &t.spare, a)
+}
+
+// emitOrKeep hands a to emit, and keeps it in spare for reuse when emit
+// does not keep it.
+func emitOrKeep(emit func(*Attempt) bool, spare *[]*Attempt, a *Attempt) {
+	if (emit == nil || !emit(a)) && len(*spare) < maxSpare {
+		*spare = append(*spare, a)
 	}
 }
 

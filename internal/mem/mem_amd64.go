@@ -8,12 +8,6 @@ import "unsafe"
 //go:noescape
 func Prefetch(addr uintptr)
 
-// Prefetch128 is Prefetch of the lines at addr and addr+64: the two lines of
-// a 128-byte object aligned to 64 bytes.
-//
-//go:noescape
-func Prefetch128(addr uintptr)
-
 // Prefetch96 is Prefetch of every line holding a byte of [addr, addr+96]
 // (three prefetches 48 bytes apart, whatever addr's alignment).
 //

@@ -6,13 +6,6 @@ TEXT ·Prefetch(SB), NOSPLIT, $0-8
 	PREFETCHT0 (AX)
 	RET
 
-// func Prefetch128(addr uintptr)
-TEXT ·Prefetch128(SB), NOSPLIT, $0-8
-	MOVQ addr+0(FP), AX
-	PREFETCHT0 (AX)
-	PREFETCHT0 64(AX)
-	RET
-
 // func Prefetch96(addr uintptr)
 TEXT ·Prefetch96(SB), NOSPLIT, $0-8
 	MOVQ addr+0(FP), AX

@@ -5,7 +5,6 @@ package mem
 import "unsafe"
 
 func Prefetch(addr uintptr)     {}
-func Prefetch128(addr uintptr)  {}
 func Prefetch96(addr uintptr)   {}
 func PrefetchW128(addr uintptr) {}
 

@@ -33,7 +33,6 @@ func TestPrefetchNeverFaults(t *testing.T) {
 	top := ^uintptr(0)
 	for _, addr := range []uintptr{0, 8, top >> 16, top &^ 127} { // (top >> 16: past user space on amd64)
 		Prefetch(addr)
-		Prefetch128(addr)
 		Prefetch96(addr)
 		PrefetchW128(addr)
 	}
