@@ -15,7 +15,7 @@ import (
 // full flow); what stays is unanswered SYNs, and in a spoofed SYN flood that
 // is millions of them. The table is a slab of fixed-size records indexed by
 // a map of plain integers, so the garbage collector never scans it, a flood
-// costs about 240 bytes per tracked SYN (the record, what the tracker
+// costs about 250 bytes per tracked SYN (the record, what the tracker
 // keeps beside it, its index slots and queue entries), and a flood fills
 // this table without evicting the real connections in the flow table.
 
@@ -69,9 +69,10 @@ func packRef(r PacketRef) uint64   { return uint64(uint16(r.Source))<<48 | r.Num
 func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Num: v & (1<<48 - 1)} }
 
 // embryos is the table: a slab of records in fixed chunks (never copied,
-// never scanned by the GC) and an open-addressing index with linear probing
-// and backward-shift deletion, so the churn of a flood (an insert and a
-// delete per SYN) leaves no tombstones behind. The index is keyed by the
+// never scanned by the GC) and an index of cache-line buckets whose entries
+// die with their records' places in the LRU queue (see entry), so the churn
+// of a flood (an insert and an eviction per SYN) touches one line of the
+// index per SYN and leaves no tombstones behind. The index is keyed by the
 // untagged 4-tuple, so an answer arriving with other VLAN tags still finds
 // its SYN; each record keeps its full key.
 //
@@ -83,17 +84,20 @@ func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Nu
 // ahead. A full queue is compacted when half of it or more is stale, and
 // doubled otherwise, so it stays under four entries per record (or 1,024).
 type embryos struct {
-	slots  []uint32 // 0 empty; else an entry (see entry)
-	ibits  uint8    // bits of an entry's slab index (slab index+1)
-	n      int
-	chunks [][]embryo
-	meta   [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
-	nslab  int32
-	free   slabQueue
-	q      []int32 // ring of slab indices; power-of-two length
-	qhead  uint64  // position of the front entry (q[qhead&mask])
-	qtail  uint64  // one past the last entry
-	max    int
+	idx     []uint64 // buckets of bucketWords words (see entry)
+	hz      []uint32 // each bucket's horizon (see entry)
+	bmask   int      // buckets-1 (a power of two)
+	ibits   uint8    // bits of an entry's slab index (slab index+1)
+	rebuilt uint64   // qtail when the index was last rebuilt
+	n       int
+	chunks  [][]embryo
+	meta    [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
+	nslab   int32
+	free    slabQueue
+	q       []int32 // ring of slab indices; power-of-two length
+	qhead   uint64  // position of the front entry (q[qhead&mask])
+	qtail   uint64  // one past the last entry
+	max     int
 
 	// Once the table overflows (a flood: Tracker.em runs), new records
 	// are built in scratch and published.
@@ -122,7 +126,9 @@ func newEmbryos(max int) *embryos {
 	// not fit it: max is held below.)
 	max = min(max, 1<<27-1<<16-1)
 	ibits := uint8(bits.Len(uint(max + 1<<16)))
-	return &embryos{slots: make([]uint32, 1024), ibits: ibits, q: make([]int32, 1024), max: max}
+	t := &embryos{ibits: ibits, q: make([]int32, 1024), max: max}
+	t.rebuild(64)
+	return t
 }
 
 func (t *embryos) len() int { return t.n }
@@ -160,49 +166,97 @@ func hash4(a, b *[16]byte, pa, pb uint16) uint32 {
 	return uint32(mix(h)) | 1 // never 0, so an occupied slot is never 0
 }
 
-// An index entry is 4 bytes: from the top, the key hash's high bits (a tag,
-// 7 bits for the default table), how far the entry sits from its home slot
-// (dispBits; dispEsc for that far or farther), and its slab index+1 (ibits).
-// Half the size of a hash and an index side by side, the index of a full
-// default table is 8 MB: a flood touches two of its lines at every SYN.
+// The index is a table of buckets, each one cache line of eight words: a
+// header and seven entries. An entry is the key hash's high bits (a tag, 12
+// bits for the default table) and the record's slab index+1 in its upper 32
+// bits, and in its lower 32 the record's place in the LRU queue (its qpos).
+// An entry is live while that place is within the queue, between its front
+// and its back: a record evicted or expired from the front leaves its entry
+// behind, dead, and the index is not touched. A flood then touches one
+// index line per SYN (the new SYN's bucket: looked up, then written), not
+// two. Only a record taken out elsewhere (hatched, or dropped by a test)
+// has its entry cleared.
+//
+// The header holds a byte of each entry's key hash (tagByte), matched
+// against a key's all at once, the way to fill next (the one written
+// longest ago, which in a flood is the first to die), and the overflow
+// bit. A key lives in the first bucket from its home (the hash's low bits)
+// with a free or dead entry. A bucket whose seven entries are live passes
+// the key on to the next: it sets its overflow bit, and its horizon (in
+// hz, beside the buckets) is the newest queue place of a key passed on. A
+// lookup goes on to the next bucket only while that horizon is within the
+// queue. So no entry ever moves (no backward shift, no tombstones), and a
+// bucket's overflow dies with the keys it passed on.
+//
+// The queue's places are compared modulo 2^32; the index is rebuilt from
+// the queue when the queue is compacted (its places change) and every
+// 2^30 places, so that no dead entry lives long enough to look live again.
 const (
-	dispBits = 5
-	dispEsc  = 1<<dispBits - 1
+	bucketWords  = 8       // a header and bucketWays entries
+	bucketWays   = 7       // entries in a bucket
+	bucketLoad   = 2       // records per bucket at most, on average (of 7; see BENCHMARKS)
+	hdrNext      = 56      // the header's way to fill next (3 bits)
+	hdrOverflow  = 1 << 63 // in the header: keys were passed on (see hz)
+	rebuildEvery = 1 << 30 // queue places between two rebuilds
+	bytes1       = 0x0101010101010101
 )
 
-// entry makes the entry of slab index i, key hash h, disp slots from home.
-func (t *embryos) entry(h uint32, disp int, i int32) uint32 {
-	sh := t.ibits + dispBits
-	return h>>sh<<sh | uint32(min(disp, dispEsc))<<t.ibits | uint32(i+1)
+// entry makes the entry of slab index i, key hash h, at queue place qpos.
+func (t *embryos) entry(h uint32, i int32, qpos uint32) uint64 {
+	sh := t.ibits
+	return uint64(h>>sh<<sh|uint32(i+1))<<32 | uint64(qpos)
 }
 
-// slab is an entry's slab index.
-func (t *embryos) slab(s uint32) int32 { return int32(s&(1<<t.ibits-1)) - 1 }
+// tagByte is the byte of key hash h in its entry's header (bits apart
+// from those of its home bucket).
+func tagByte(h uint32) uint64 { return uint64(h >> 24) }
 
-// home is the home slot of entry s, which sits at slot pos.
-func (t *embryos) home(s uint32, pos int) int {
-	mask := len(t.slots) - 1
-	if d := int(s>>t.ibits) & dispEsc; d < dispEsc {
-		return (pos - d) & mask
-	}
-	return int(t.m(t.slab(s)).hash) & mask
+// bucket is the home bucket of key hash h (its lowest bit is always set).
+func (t *embryos) bucket(h uint32) int { return int(h>>1) & t.bmask }
+
+// bkt is bucket b's line.
+func (t *embryos) bkt(b int) *[bucketWords]uint64 {
+	return (*[bucketWords]uint64)(t.idx[b*bucketWords:])
 }
 
-// find returns the slot holding k's embryo (and its index), or the empty
-// slot where it would go; h is keyHash of the untagged key.
-func (t *embryos) find(k *flowKey, h uint32) (slot int, idx int32, ok bool) {
-	mask := len(t.slots) - 1
-	sh := t.ibits + dispBits
-	for pos := int(h) & mask; ; pos = (pos + 1) & mask {
-		s := t.slots[pos]
-		if s == 0 {
-			return pos, -1, false
-		}
-		if (s^h)>>sh == 0 {
-			i := t.slab(s)
-			if sameTuple(&t.at(i).key, k) {
-				return pos, i, true
+// window returns the queue's front place and length modulo 2^32: a place p
+// is in the queue when uint32(p)-front < n.
+func (t *embryos) window() (front, n uint32) {
+	return uint32(t.qhead), uint32(t.qtail - t.qhead)
+}
+
+// live reports whether entry w is a record's (not empty, and its place in
+// the queue).
+func (t *embryos) liveEntry(w uint64, front, n uint32) bool {
+	return w>>32&(1<<t.ibits-1) != 0 && uint32(w)-front < n
+}
+
+// find returns k's embryo, if in the table; h is keyHash of the untagged
+// key.
+func (t *embryos) find(k *flowKey, h uint32) (int32, bool) {
+	front, n := t.window()
+	sh, imask := t.ibits, uint32(1)<<t.ibits-1
+	tag := tagByte(h) * bytes1
+	for b := t.bucket(h); ; b = (b + 1) & t.bmask {
+		bk := t.bkt(b)
+		hdr := bk[0]
+		// The ways whose tag byte is h's (and maybe a few above one
+		// that is: each is checked), the header's last byte never.
+		x := hdr ^ tag | 0xff<<56
+		for m := (x - bytes1) &^ x & (bytes1 << 7); m != 0; m &= m - 1 {
+			w := bk[1+bits.TrailingZeros64(m)>>3]
+			if hi := uint32(w >> 32); (hi^h)>>sh == 0 && hi&imask != 0 && uint32(w)-front < n {
+				if i := int32(hi&imask) - 1; sameTuple(&t.at(i).key, k) {
+					return i, true
+				}
 			}
+		}
+		if hdr&hdrOverflow == 0 {
+			return -1, false
+		}
+		if uint32(t.hz[b])-front >= n {
+			bk[0] = hdr &^ hdrOverflow // what it passed on has all died
+			return -1, false
 		}
 	}
 }
@@ -214,35 +268,92 @@ func sameTuple(a, b *flowKey) bool {
 	return a.pa == b.pa && a.pb == b.pb && a.v6 == b.v6 && a.a == b.a && a.b == b.b
 }
 
-// lookup finds k's embryo; it also returns the key's hash for alloc.
-func (t *embryos) lookup(k *flowKey, h uint32) (int32, bool) {
-	_, i, ok := t.find(k, h)
-	return i, ok
-}
+// lookup finds k's embryo.
+func (t *embryos) lookup(k *flowKey, h uint32) (int32, bool) { return t.find(k, h) }
 
-func (t *embryos) grow() {
-	old := t.slots
-	t.slots = make([]uint32, 2*len(old))
-	mask := len(t.slots) - 1
-	for _, s := range old {
-		if s == 0 {
-			continue
+// insert adds the entry of slab index i (key hash h, queue place qpos) in
+// the first bucket from its home with a free or dead entry: the header's
+// next way, or else the first such.
+func (t *embryos) insert(h uint32, i int32, qpos uint32) {
+	front, n := t.window()
+	for b := t.bucket(h); ; b = (b + 1) & t.bmask {
+		bk := t.bkt(b)
+		hdr := bk[0]
+		j := int(hdr >> hdrNext & 7)
+		if t.liveEntry(bk[1+j], front, n) {
+			for j = 0; j < bucketWays && t.liveEntry(bk[1+j], front, n); j++ {
+			}
+			if j == bucketWays {
+				bk[0] = hdr | hdrOverflow
+				t.hz[b] = qpos // the newest key passed on
+				continue
+			}
 		}
-		i := t.slab(s)
-		h := t.m(i).hash
-		home := int(h) & mask
-		pos := home
-		for t.slots[pos] != 0 {
-			pos = (pos + 1) & mask
+		bk[1+j] = t.entry(h, i, qpos)
+		next := uint64(j + 1)
+		if next == bucketWays {
+			next = 0
 		}
-		t.slots[pos] = t.entry(h, (pos-home)&mask, i)
+		sh := 8 * uint(j)
+		bk[0] = hdr&^(0xff<<sh|7<<hdrNext) | tagByte(h)<<sh | next<<hdrNext
+		return
 	}
 }
 
+// place finds the live entry of slab index i (key hash h), which is in the
+// table: its bucket and its word in it.
+func (t *embryos) place(h uint32, i int32) (b, j int) {
+	front, n := t.window()
+	want := uint64(i + 1)
+	imask := uint64(1)<<t.ibits - 1
+	b = t.bucket(h)
+	for range t.bmask + 1 {
+		bk := t.bkt(b)
+		for j = 1; j < bucketWords; j++ {
+			if e := bk[j]; e>>32&imask == want && uint32(e)-front < n {
+				return b, j
+			}
+		}
+		b = (b + 1) & t.bmask
+	}
+	panic("synscope: a SYN-only record is missing from its index")
+}
+
+// rebuild makes the index anew with nb buckets, from the live records in
+// queue order.
+func (t *embryos) rebuild(nb int) {
+	if len(t.hz) == nb {
+		clear(t.idx)
+	} else {
+		t.idx = make([]uint64, nb*bucketWords)
+		t.hz = make([]uint32, nb)
+		t.bmask = nb - 1
+	}
+	mask := uint64(len(t.q) - 1)
+	for p := t.qhead; p != t.qtail; p++ {
+		if t.qtail-p > 8 {
+			// The bucket of a record a few places on: they are
+			// scattered over the index.
+			j := t.q[(p+8)&mask]
+			mem.Prefetch(uintptr(unsafe.Pointer(&t.idx[t.bucket(t.m(j).hash)*bucketWords])))
+		}
+		if i := t.q[p&mask]; t.live(i, p) {
+			t.insert(t.m(i).hash, i, uint32(p))
+		}
+	}
+	t.rebuilt = t.qtail
+}
+
 // pushBack puts slab index i at the back of the LRU order.
+// Compacting the queue renumbers its places, so the index is then rebuilt
+// (as it is every rebuildEvery places); the caller updates i's entry.
 func (t *embryos) pushBack(i int32) {
 	if t.qtail-t.qhead == uint64(len(t.q)) {
-		t.makeRoom()
+		if t.makeRoom() {
+			t.rebuild(t.bmask + 1)
+		}
+	} else if t.qtail-t.rebuilt >= rebuildEvery {
+		t.rebuild(t.bmask + 1)
 	}
 	t.q[t.qtail&uint64(len(t.q)-1)] = i
 	t.m(i).qpos = uint32(t.qtail)
@@ -250,14 +361,19 @@ func (t *embryos) pushBack(i int32) {
 }
 
 // makeRoom is for a full queue: it drops the stale entries when they are
-// at least half of it, and doubles it otherwise.
-func (t *embryos) makeRoom() {
+// at least half of it, renumbering the places (it then reports true), and
+// doubles it otherwise, each entry keeping its place.
+func (t *embryos) makeRoom() bool {
 	old, mask := t.q, uint64(len(t.q)-1)
-	size := len(old)
-	if 2*t.n > size {
-		size *= 2
+	if 2*t.n > len(old) {
+		t.q = make([]int32, 2*len(old))
+		nmask := uint64(len(t.q) - 1)
+		for p := t.qhead; p != t.qtail; p++ {
+			t.q[p&nmask] = old[p&mask]
+		}
+		return false
 	}
-	t.q = make([]int32, size)
+	t.q = make([]int32, len(old))
 	var n uint64
 	for p := t.qhead; p != t.qtail; p++ {
 		i := old[p&mask]
@@ -268,6 +384,7 @@ func (t *embryos) makeRoom() {
 		}
 	}
 	t.qhead, t.qtail = 0, n
+	return true
 }
 
 // head returns the slab index of the least recently used record, or -1,
@@ -292,27 +409,16 @@ func (t *embryos) drain(f func(i int32)) {
 		t.qhead++
 		f(i)
 	}
-	clear(t.slots)
+	clear(t.idx)
 	t.n = 0
-}
-
-// ahead returns the slab index n entries behind the front of the queue
-// (stale or not), or -1: what to fetch before it is needed.
-func (t *embryos) ahead(n uint64) int32 {
-	if t.qtail-t.qhead <= n {
-		return -1
-	}
-	return t.q[(t.qhead+n)&uint64(len(t.q)-1)]
 }
 
 // alloc returns a free slot for k (not in the table; h its keyHash),
 // linked at the back, and the record to fill in: the slot's own, or with
 // scratch (once the table overflows) the scratch one, for publish.
 func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
-	// At most a quarter full: a flood deletes at every SYN, and a
-	// backward-shift deletion walks to the end of the run.
-	if 4*(t.n+1) > len(t.slots) {
-		t.grow()
+	if t.n+1 > bucketLoad*(t.bmask+1) {
+		t.rebuild(2 * (t.bmask + 1))
 	}
 	var i int32
 	if t.free.len() > 0 {
@@ -325,18 +431,21 @@ func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 		i = t.nslab
 		t.nslab++
 	}
-	slot, _, _ := t.find(k, h)
+	// Queued first: while its hash is 0, a stale queue entry of the
+	// slab's last record is not taken for its (see live) if pushBack
+	// compacts the queue.
+	t.pushBack(i)
+	m := t.m(i)
+	m.hash = h
 	e := t.at(i)
 	if scratch {
 		e = &t.scratch
 	}
 	// The first two lines only: the third is written with a second SYN.
 	*(*[128]byte)(unsafe.Pointer(e)) = [128]byte{}
-	t.m(i).hash = h
 	e.key = *k
-	t.slots[slot] = t.entry(h, (slot-int(h))&(len(t.slots)-1), i)
+	t.insert(h, i, m.qpos)
 	t.n++
-	t.pushBack(i)
 	return i, e
 }
 
@@ -392,31 +501,34 @@ func (s *slabQueue) peek(n int) int32 {
 }
 
 // drop takes slab index i out of the table without freeing it: its record
-// stays as it is until the caller frees it.
+// stays as it is until the caller frees it. At the front of the queue (an
+// eviction or an expiry), the index is not touched: its entry dies as the
+// front moves past its place.
 func (t *embryos) drop(i int32) {
-	// Find i's slot from its hash, comparing slab indices only (no key
-	// compare, no record access).
 	m := t.m(i)
-	h := m.hash
-	m.hash = 0 // not in the table: its queue entry is stale from now on
-	mask := len(t.slots) - 1
-	idx, imask := uint32(i+1), uint32(1)<<t.ibits-1
-	slot := int(h) & mask
-	for t.slots[slot]&imask != idx {
-		slot = (slot + 1) & mask
+	if t.qhead != t.qtail && t.q[t.qhead&uint64(len(t.q)-1)] == i && m.qpos == uint32(t.qhead) {
+		t.qhead++
+	} else {
+		b, j := t.place(m.hash, i)
+		t.bkt(b)[j] = 0
 	}
-	t.slots[slot] = 0
-	for j := (slot + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
-		s := t.slots[j]
-		if home := t.home(s, j); shiftsBack(slot, j, home) {
-			// Moved back, it sits closer to home.
-			d := min((slot-home)&mask, dispEsc)
-			t.slots[slot] = s&^(dispEsc<<t.ibits) | uint32(d)<<t.ibits
-			t.slots[j] = 0
-			slot = j
-		}
-	}
+	m.hash = 0 // not in the table: its queue entries are stale from now on
 	t.n--
+}
+
+// renew moves slab index i, in the table, to the back of the LRU order (its
+// old queue entry is stale from now on) and its index entry with it.
+func (t *embryos) renew(i int32) {
+	t.pushBack(i)
+	m := t.m(i)
+	b, j := t.place(m.hash, i)
+	bk := t.bkt(b)
+	bk[j] = bk[j]>>32<<32 | uint64(m.qpos)
+	// The buckets it was passed on by: their horizons cover its new place.
+	for home := t.bucket(m.hash); home != b; home = (home + 1) & t.bmask {
+		t.bkt(home)[0] |= hdrOverflow
+		t.hz[home] = m.qpos
+	}
 }
 
 // pureSYN reports whether a segment can stay in the embryo table: a SYN
@@ -467,9 +579,8 @@ func (t *Tracker) embryoSYN(k *flowKey, h uint32, dir uint8, d *Decoded, ts int6
 	}
 	t.sum.SynRetransmits++
 	et.addSYN(i, e, d, ts, ref)
-	// A retransmit renews it: move it to the back of the LRU order (its
-	// old queue entry is stale from now on).
-	et.pushBack(i)
+	// A retransmit renews it.
+	et.renew(i)
 	return true
 }
 
@@ -529,13 +640,6 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		a := buildEmbryo(&t.spare, &t.scratch, e, t.now, evicted, t.cfg.SynTimeout, t.sum)
 		et.remove(i)
 		t.hand(a)
-	}
-	if evicted {
-		// A flood evicts the front at every SYN: fetch the index slot of
-		// the one after next.
-		if j := et.ahead(2); j >= 0 {
-			mem.Prefetch(uintptr(unsafe.Pointer(&et.slots[int(et.m(j).hash)&(len(et.slots)-1)])))
-		}
 	}
 }
 

@@ -62,8 +62,8 @@ func (t *Tracker) warm(e *decoded) {
 	if ft := &t.flows; len(ft.slots) >= bigTable {
 		mem.Prefetch(uintptr(unsafe.Pointer(&ft.slots[int(e.h)&(len(ft.slots)-1)])))
 	}
-	if et := t.embryos; len(et.slots) >= bigTable && et.n > 0 && pureSYN(&e.d) {
-		mem.Prefetch(uintptr(unsafe.Pointer(&et.slots[int(e.h)&(len(et.slots)-1)])))
+	if et := t.embryos; len(et.idx) >= bigTable/2 && et.n > 0 && pureSYN(&e.d) {
+		mem.Prefetch(uintptr(unsafe.Pointer(&et.idx[et.bucket(e.h)*bucketWords])))
 	}
 }
 

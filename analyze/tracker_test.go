@@ -168,10 +168,9 @@ func TestPipelineMatchesSerial(t *testing.T) {
 	}
 }
 
-// The embryo index (open addressing, backward-shift deletion) agrees with a
-// Go map under heavy churn: with the real hash, and with hashes crowded
-// onto a few home slots (runs far longer than an entry's displacement field
-// holds, whose homes then come from embMeta) or all equal (every tag
+// The embryo index agrees with a Go map under heavy churn of inserts and
+// removals: with the real hash, and with hashes crowded onto a few home
+// buckets (keys passed on over many buckets) or all equal (every tag
 // matches: only the key tells entries apart).
 func TestEmbryoIndexChurn(t *testing.T) {
 	key := func(n uint32) flowKey {
@@ -223,6 +222,96 @@ func TestEmbryoIndexChurn(t *testing.T) {
 	}
 }
 
+// The embryo index's entries die with their places in the LRU queue: under
+// churn of inserts, renewals (retransmits), removals (answers) and
+// evictions from the front, with real, crowded and equal hashes, lookups
+// agree with a model of the table, the front is its least recently used
+// record, and the table's length is right. The queue starts just before
+// its places wrap around 2^32, and compaction renumbers them (rebuilding
+// the index) along the way.
+func TestEmbryoIndexLazy(t *testing.T) {
+	key := func(n uint32) flowKey {
+		var k flowKey
+		k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
+		k.b[0], k.pa, k.pb = 192, uint16(n*7), 443
+		return k
+	}
+	for _, c := range []struct {
+		name  string
+		keys  uint32
+		steps int
+		hash  func(k *flowKey, n uint32) uint32
+	}{
+		{"keyHash", 4000, 150000, func(k *flowKey, _ uint32) uint32 { return keyHash(k) }},
+		{"crowded", 600, 40000, func(k *flowKey, n uint32) uint32 { return keyHash(k)&^0x3f | 1 + n%8*2 }},
+		{"equal", 200, 40000, func(*flowKey, uint32) uint32 { return 0x9e3779b1 }},
+	} {
+		et := newEmbryos(1 << 20)
+		start := uint64(1<<32 - 500)
+		et.qhead, et.qtail, et.rebuilt = start, start, start
+		type rec struct {
+			i   int32
+			seq int
+		}
+		ref := map[uint32]rec{} // key number: slab index and last use
+		r := rand.New(rand.NewPCG(11, 13))
+		compactions, wrapped := 0, false
+		for step := 0; step < c.steps; step++ {
+			tail := et.qtail
+			n := r.Uint32N(c.keys)
+			k := key(n)
+			h := c.hash(&k, n)
+			got, ok := et.lookup(&k, h)
+			want, in := ref[n]
+			if ok != in || (ok && got != want.i) {
+				t.Fatalf("%s, step %d: lookup of %d = %d,%v; want %d,%v", c.name, step, n, got, ok, want.i, in)
+			}
+			switch op := r.IntN(64); {
+			case !in:
+				i, _ := et.alloc(&k, h, false)
+				ref[n] = rec{i, step}
+			case op < 32: // a retransmit renews it
+				et.renew(want.i)
+				ref[n] = rec{want.i, step}
+			case op < 63: // answered
+				et.remove(want.i)
+				delete(ref, n)
+			default: // evicted: the least recently used goes
+				oldest, first := uint32(0), -1
+				for m, v := range ref {
+					if first < 0 || v.seq < first {
+						oldest, first = m, v.seq
+					}
+				}
+				i := et.head()
+				if i != ref[oldest].i {
+					t.Fatalf("%s, step %d: front %d, want %d (key %d)", c.name, step, i, ref[oldest].i, oldest)
+				}
+				et.remove(i)
+				delete(ref, oldest)
+			}
+			if et.len() != len(ref) {
+				t.Fatalf("%s, step %d: len %d, want %d", c.name, step, et.len(), len(ref))
+			}
+			if et.qtail < tail {
+				compactions++ // renumbered from 0
+			} else if tail < 1<<32 && et.qtail >= 1<<32 {
+				wrapped = true
+			}
+		}
+		for n := uint32(0); n < c.keys; n++ {
+			k := key(n)
+			want, in := ref[n]
+			if got, ok := et.lookup(&k, c.hash(&k, n)); ok != in || (ok && got != want.i) {
+				t.Fatalf("%s: final lookup of %d: %d,%v; want %d,%v", c.name, n, got, ok, want.i, in)
+			}
+		}
+		if !wrapped || compactions == 0 {
+			t.Fatalf("%s: wrapped %v, %d compactions: the test missed what it is for", c.name, wrapped, compactions)
+		}
+	}
+}
+
 // The LRU queue (lazy deletion, compaction) gives the records in the order
 // of their last insertion or renewal, as a plain list does, under churn of
 // inserts, renewals and removals, and stays within its bound.
@@ -253,7 +342,7 @@ func TestEmbryoLRUOrder(t *testing.T) {
 			in[k], _ = et.alloc(&k, keyHash(&k), false)
 			order = append(order, k)
 		case r.IntN(2) == 0: // a retransmit renews it
-			et.pushBack(i)
+			et.renew(i)
 			drop(k)
 			order = append(order, k)
 		default: // answered, or evicted from the front

@@ -129,7 +129,7 @@ func addReportFlags(fs *pflag.FlagSet, cfg *readConfig) {
 	fs.DurationVar(&cfg.tracker.EstablishedIdle, "idle", cfg.tracker.EstablishedIdle, "end an open connection after this much silence")
 	fs.DurationVar(&cfg.tracker.ClosedLinger, "closed-linger", cfg.tracker.ClosedLinger, "keep a closed connection this long to absorb retransmitted FINs before its verdict is final")
 	fs.IntVar(&cfg.tracker.MaxFlows, "max-flows", cfg.tracker.MaxFlows, "track at most this many flows at once (beyond SYN-only ones); the least recently active are evicted and counted")
-	fs.IntVar(&cfg.tracker.MaxSYNOnly, "max-syn-only", cfg.tracker.MaxSYNOnly, "track at most this many flows that have seen only SYNs (~240 bytes each with their index; a SYN flood fills them); the oldest are judged early and counted as evicted")
+	fs.IntVar(&cfg.tracker.MaxSYNOnly, "max-syn-only", cfg.tracker.MaxSYNOnly, "track at most this many flows that have seen only SYNs (~250 bytes each with their index; a SYN flood fills them); the oldest are judged early and counted as evicted")
 	fs.DurationVar(&cfg.incidents.Gap, "incident-gap", cfg.incidents.Gap, "a quiet gap longer than this starts a new incident")
 	fs.DurationVar(&cfg.incidents.Slow, "slow", cfg.incidents.Slow, "a first response byte later than this after the request is slow (slow_response)")
 	fs.IntVar(&cfg.incidents.MaxIncidents, "max-incidents", cfg.incidents.MaxIncidents, "keep at most this many incidents; more are counted")
