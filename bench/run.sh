@@ -5,8 +5,9 @@
 #   2. bench/data/web-1g.pcap and bench/data/synflood-10m.pcap, made by
 #      internal/benchgen (byte-identical every time; not regenerated when
 #      their .sha256 sidecar says they are up to date);
-#   3. in RUNS rounds, each running every tool once on every file after a
-#      warm-up read of it (cat > /dev/null): synscope (text report, then
+#   3. in RUNS rounds, each running every tool once on every file after
+#      dropping the file from the page cache and reading it back (cat >
+#      /dev/null; see fresh below): synscope (text report, then
 #      JSON report), tcpdump with a SYN/FIN/RST filter and tshark with a
 #      display filter needing TCP analysis (wall seconds to the millisecond,
 #      peak RSS from /usr/bin/time); the medians go into a table on stdout and, in
@@ -106,9 +107,21 @@ gen_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'
 # that the runs a ratio compares (synscope against tcpdump and tshark, the
 # flood's packets/s against the web capture's) are spread over the same
 # minutes, not one tool's runs in a quiet minute and another's in a busy
-# one (this machine's load comes and goes). Each run follows a warm-up read
-# of its file: the page cache may have dropped it since (tshark on the
-# flood takes 14 GB).
+# one (this machine's load comes and goes). Each run follows fresh: the
+# page cache may have dropped the file since (tshark on the flood takes
+# 14 GB), and what it holds of it depends on who read it before: a cold read
+# through a memory mapping (synscope's) leaves 4 KiB folios, a sequential
+# read() (cat's) 2 MiB ones, and mapping 4 KiB folios costs synscope 20-25%
+# more time on the web capture (BENCHMARKS.md, session 7). Every tool starts
+# each run from the same page cache, then: all of the file, as a sequential
+# read leaves it.
+
+# fresh FILE: drops FILE from the page cache (posix_fadvise DONTNEED, by
+# dd; clean pages only, no root needed), then reads it back with cat.
+fresh() {
+	dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || say "could not drop $1 from the page cache"
+	cat "$1" >/dev/null
+}
 
 # median: the median of the numbers on stdin.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
@@ -157,7 +170,7 @@ for name in $FILES; do
 	file=$DATA/$name
 	[ -f "$file" ] || die "$file is missing"
 	say "$name: warm-up read"
-	cat "$file" >/dev/null
+	fresh "$file"
 
 	# Packets (and the summary) from one untimed JSON run.
 	json=$DATA/${name%.pcap}.synscope.json
@@ -198,7 +211,7 @@ for ((round = 1; round <= RUNS; round++)); do
 			tcpdump) cmd=(tcpdump -r "$file" -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0') to=0 ;;
 			tshark) cmd=(tshark -r "$file" -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission') to=$TSHARK_TIMEOUT ;;
 			esac
-			cat "$file" >/dev/null
+			fresh "$file"
 			run_once "$to" "${cmd[@]}"
 			if [ "$R_STATUS" != ok ]; then
 				skip[$k]="$R_STATUS"
@@ -274,7 +287,7 @@ git diff --quiet HEAD -- 2>/dev/null || git_rev="$git_rev (with uncommitted chan
 	echo "- commit $git_rev, $("$GO" version | cut -d' ' -f3-), $("$BIN" version 2>&1 | head -n 1)"
 	echo "- $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 	echo "- $(tcpdump --version 2>&1 | head -n 1), $(tshark --version 2>/dev/null | head -n 1 | sed 's/ (Git.*//')"
-	echo "- median of $RUNS runs, in rounds (each round runs every tool once on every file), each after a warm-up read (a tool slower than ${SLOW} s on its first run: 1 run); wall time to the millisecond around /usr/bin/time, which gives the peak RSS"
+	echo "- median of $RUNS runs, in rounds (each round runs every tool once on every file), each after the file is dropped from the page cache and read back with cat (a tool slower than ${SLOW} s on its first run: 1 run); wall time to the millisecond around /usr/bin/time, which gives the peak RSS"
 	echo "- synscope: \`synscope read FILE > /dev/null\` (text) and \`--format json\`; tcpdump: \`tcpdump -r FILE -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0'\`; tshark: \`tshark -r FILE -Y 'tcp.flags.syn==1 && tcp.analysis.retransmission' > /dev/null\`"
 	echo "- captures: internal/benchgen, $gen_s s to generate or check them"
 	echo
