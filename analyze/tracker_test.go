@@ -168,27 +168,43 @@ func TestPipelineMatchesSerial(t *testing.T) {
 	}
 }
 
+// indexKey is the n-th key of the embryo index tests.
+func indexKey(n uint32) flowKey {
+	var k flowKey
+	k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
+	k.b[0], k.pa, k.pb = 192, uint16(n*7), 443
+	return k
+}
+
+// indexCase is one run of an embryo index test: how many keys, how many
+// steps, and the hash the keys are filed under (of the key and its number).
+type indexCase struct {
+	name  string
+	keys  uint32
+	steps int
+	hash  func(k *flowKey, n uint32) uint32
+}
+
+// The hashes of the index tests: the real one, one crowding the keys onto
+// a few buckets (passed on over many), and one equal for all (every tag
+// matches: only the key tells entries apart).
+func realHash(k *flowKey, _ uint32) uint32    { return keyHash(k) }
+func crowdedHash(k *flowKey, n uint32) uint32 { return keyHash(k)&^0xfffff | 1 + n%8*3 }
+func equalHash(*flowKey, uint32) uint32       { return 0x9e3779b1 }
+
+var indexCases = []indexCase{
+	{"keyHash", 4000, 150000, realHash},
+	{"crowded", 600, 40000, crowdedHash},
+	{"equal", 200, 40000, equalHash},
+}
+
 // The embryo index agrees with a Go map under heavy churn of inserts and
 // removals: with the real hash, and with hashes crowded onto a few home
 // buckets (keys passed on over many buckets) or all equal (every tag
 // matches: only the key tells entries apart).
 func TestEmbryoIndexChurn(t *testing.T) {
-	key := func(n uint32) flowKey {
-		var k flowKey
-		k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
-		k.b[0], k.pa, k.pb = 192, uint16(n*7), 443
-		return k
-	}
-	for _, c := range []struct {
-		name  string
-		keys  uint32
-		steps int
-		hash  func(k *flowKey, n uint32) uint32
-	}{
-		{"keyHash", 5000, 200000, func(k *flowKey, _ uint32) uint32 { return keyHash(k) }},
-		{"crowded", 600, 40000, func(k *flowKey, n uint32) uint32 { return keyHash(k)&^0xfffff | 1 + n%8*3 }},
-		{"equal", 300, 20000, func(*flowKey, uint32) uint32 { return 0x9e3779b1 }},
-	} {
+	key := indexKey
+	for _, c := range indexCases {
 		et := newEmbryos(1 << 20)
 		ref := map[flowKey]int32{}
 		r := rand.New(rand.NewPCG(7, 9))
@@ -230,22 +246,8 @@ func TestEmbryoIndexChurn(t *testing.T) {
 // its places wrap around 2^32, and compaction renumbers them (rebuilding
 // the index) along the way.
 func TestEmbryoIndexLazy(t *testing.T) {
-	key := func(n uint32) flowKey {
-		var k flowKey
-		k.a[0], k.a[1], k.a[2], k.a[3] = 10, byte(n>>16), byte(n>>8), byte(n)
-		k.b[0], k.pa, k.pb = 192, uint16(n*7), 443
-		return k
-	}
-	for _, c := range []struct {
-		name  string
-		keys  uint32
-		steps int
-		hash  func(k *flowKey, n uint32) uint32
-	}{
-		{"keyHash", 4000, 150000, func(k *flowKey, _ uint32) uint32 { return keyHash(k) }},
-		{"crowded", 600, 40000, func(k *flowKey, n uint32) uint32 { return keyHash(k)&^0x3f | 1 + n%8*2 }},
-		{"equal", 200, 40000, func(*flowKey, uint32) uint32 { return 0x9e3779b1 }},
-	} {
+	key := indexKey
+	for _, c := range indexCases {
 		et := newEmbryos(1 << 20)
 		start := uint64(1<<32 - 500)
 		et.qhead, et.qtail, et.rebuilt = start, start, start
