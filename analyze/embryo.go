@@ -16,7 +16,7 @@ import (
 // is millions of them. The table is a slab of fixed-size records indexed by
 // a map of plain integers, so the garbage collector never scans it, a flood
 // costs about 250 bytes per tracked SYN (the record, what the tracker
-// keeps beside it, its index slots and queue entries), and a flood fills
+// keeps beside it, its index entry and queue entries), and a flood fills
 // this table without evicting the real connections in the flow table.
 
 // embryoSyns is how many SYNs an embryo records; one more hatches it (a
@@ -89,15 +89,17 @@ type embryos struct {
 	bmask   int      // buckets-1 (a power of two)
 	ibits   uint8    // bits of an entry's slab index (slab index+1)
 	rebuilt uint64   // qtail when the index was last rebuilt
-	n       int
-	chunks  [][]embryo
-	meta    [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
-	nslab   int32
-	free    slabQueue
-	q       []int32 // ring of slab indices; power-of-two length
-	qhead   uint64  // position of the front entry (q[qhead&mask])
-	qtail   uint64  // one past the last entry
-	max     int
+	// A lookup walked longWalk buckets or more since (see find).
+	longWalks bool
+	n         int
+	chunks    [][]embryo
+	meta      [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
+	nslab     int32
+	free      slabQueue
+	q         []int32 // ring of slab indices; power-of-two length
+	qhead     uint64  // position of the front entry (q[qhead&mask])
+	qtail     uint64  // one past the last entry
+	max       int
 
 	// Once the table overflows (a flood: Tracker.em runs), new records
 	// are built in scratch and published.
@@ -163,7 +165,7 @@ func hash4(a, b *[16]byte, pa, pb uint16) uint32 {
 	h := le.Uint64(a[:8])*0x9e3779b97f4a7c15 ^ le.Uint64(a[8:])*0xc2b2ae3d27d4eb4f ^
 		le.Uint64(b[:8])*0x165667b19e3779f9 ^ le.Uint64(b[8:])*0xd6e8feb86659fd93 ^
 		(uint64(pa)<<16|uint64(pb))*0xff51afd7ed558ccd
-	return uint32(mix(h)) | 1 // never 0, so an occupied slot is never 0
+	return uint32(mix(h)) | 1 // never 0: embMeta's 0 means not in the table
 }
 
 // The index is a table of buckets, each one cache line of eight words: a
@@ -194,10 +196,11 @@ func hash4(a, b *[16]byte, pa, pb uint16) uint32 {
 const (
 	bucketWords  = 8       // a header and bucketWays entries
 	bucketWays   = 7       // entries in a bucket
-	bucketLoad   = 2       // records per bucket at most, on average (of 7; see BENCHMARKS)
+	bucketLoad   = 2       // records per bucket at most, on average (of 7; BENCHMARKS, session 7)
 	hdrNext      = 56      // the header's way to fill next (3 bits)
 	hdrOverflow  = 1 << 63 // in the header: keys were passed on (see hz)
 	rebuildEvery = 1 << 30 // queue places between two rebuilds
+	longWalk     = 8       // buckets a lookup walks before it asks for a rebuild
 	bytes1       = 0x0101010101010101
 )
 
@@ -237,7 +240,8 @@ func (t *embryos) find(k *flowKey, h uint32) (int32, bool) {
 	front, n := t.window()
 	sh, imask := t.ibits, uint32(1)<<t.ibits-1
 	tag := tagByte(h) * bytes1
-	for b := t.bucket(h); ; b = (b + 1) & t.bmask {
+	b := t.bucket(h)
+	for walked := 0; walked <= t.bmask; walked++ {
 		bk := t.bkt(b)
 		hdr := bk[0]
 		// The ways whose tag byte is h's (and maybe a few above one
@@ -258,7 +262,16 @@ func (t *embryos) find(k *flowKey, h uint32) (int32, bool) {
 			bk[0] = hdr &^ hdrOverflow // what it passed on has all died
 			return -1, false
 		}
+		// A horizon stays live after the keys it covers are answered
+		// (their places are still in the queue): a long walk asks for a
+		// rebuild, which alloc makes once enough has been queued since
+		// the last one to pay for it.
+		if walked == longWalk {
+			t.longWalks = true
+		}
+		b = (b + 1) & t.bmask
 	}
+	return -1, false // every bucket looked at
 }
 
 // sameTuple reports whether a and b are equal but for their VLAN tags
@@ -341,7 +354,7 @@ func (t *embryos) rebuild(nb int) {
 			t.insert(t.m(i).hash, i, uint32(p))
 		}
 	}
-	t.rebuilt = t.qtail
+	t.rebuilt, t.longWalks = t.qtail, false
 }
 
 // pushBack puts slab index i at the back of the LRU order.
@@ -419,6 +432,8 @@ func (t *embryos) drain(f func(i int32)) {
 func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 	if t.n+1 > bucketLoad*(t.bmask+1) {
 		t.rebuild(2 * (t.bmask + 1))
+	} else if t.longWalks && t.qtail-t.rebuilt >= uint64(t.n) {
+		t.rebuild(t.bmask + 1)
 	}
 	var i int32
 	if t.free.len() > 0 {
@@ -459,8 +474,7 @@ func (t *embryos) publish(i int32) {
 	mem.StoreNT128(unsafe.Pointer(t.at(i)), unsafe.Pointer(&t.scratch))
 }
 
-// remove forgets slab index i, closing the gap in the index by shifting
-// later entries of the probe run back (no tombstones).
+// remove forgets slab index i (see drop) and frees its record.
 func (t *embryos) remove(i int32) {
 	t.drop(i)
 	t.free.push(i)

@@ -67,7 +67,9 @@ func (t *Tracker) warm(e *decoded) {
 	}
 }
 
-// bigTable is the size of an index (in slots) beyond which warm prefetches.
+// bigTable is the size of an index (in slots) beyond which warm prefetches
+// (for the SYN-only index, in its 8-byte words: bigTable/2 words is 128 KB,
+// as bigTable of the old 4-byte slots was).
 const bigTable = 1 << 15
 
 // trackDecoded hands e to the tracker.

@@ -254,7 +254,7 @@ func (ft *flowTable) insert(s flowSlot) {
 }
 
 // shiftsBack is backward-shift deletion's test in a linear-probing table
-// (flowTable, embryos): the entry at j, whose home slot is home, moves back
+// (flowTable): the entry at j, whose home slot is home, moves back
 // into the hole unless home lies cyclically in (hole, j].
 func shiftsBack(hole, j, home int) bool {
 	if j > hole {

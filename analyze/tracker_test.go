@@ -198,6 +198,51 @@ var indexCases = []indexCase{
 	{"equal", 200, 40000, equalHash},
 }
 
+// A horizon outlives the keys it covers when they are answered (their
+// places are still in the queue): with every bucket in that state (8 keys
+// filed under each, then answered, while a record at the front keeps the
+// queue's front still), a lookup walks every bucket and finds nothing,
+// and the next insert rebuilds the index, which clears the horizons. The
+// crafted traffic review found looped forever in find before.
+func TestEmbryoIndexStaleHorizons(t *testing.T) {
+	et := newEmbryos(1 << 20)
+	nb := et.bmask + 1
+	anchor := indexKey(1 << 20)
+	et.alloc(&anchor, 0x7fff0001, false)
+	num := uint32(0)
+	for b := 0; b < nb; b++ {
+		var is []int32
+		for range 8 {
+			num++
+			k := indexKey(num)
+			i, _ := et.alloc(&k, uint32(b)<<1|1|num<<20, false)
+			is = append(is, i)
+		}
+		for _, i := range is {
+			et.remove(i)
+		}
+	}
+	if et.bmask+1 != nb {
+		t.Fatalf("the index grew (%d buckets, from %d): the test missed what it is for", et.bmask+1, nb)
+	}
+	missing := indexKey(num + 1)
+	if _, ok := et.lookup(&missing, 0x12345679); ok {
+		t.Fatal("found a key never inserted")
+	}
+	if !et.longWalks {
+		t.Fatal("a lookup over every bucket did not ask for a rebuild")
+	}
+	et.alloc(&missing, 0x12345679, false)
+	for b := range et.bmask + 1 {
+		if et.bkt(b)[0]&hdrOverflow != 0 {
+			t.Fatalf("bucket %d still overflows after the rebuild", b)
+		}
+	}
+	if i, ok := et.lookup(&anchor, 0x7fff0001); !ok || et.len() != 2 {
+		t.Fatalf("after the rebuild: anchor %d,%v, %d records; want 2", i, ok, et.len())
+	}
+}
+
 // The embryo index agrees with a Go map under heavy churn of inserts and
 // removals: with the real hash, and with hashes crowded onto a few home
 // buckets (keys passed on over many buckets) or all equal (every tag
