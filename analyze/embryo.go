@@ -89,7 +89,7 @@ type embryos struct {
 	bmask   int      // buckets-1 (a power of two)
 	ibits   uint8    // bits of an entry's slab index (slab index+1)
 	rebuilt uint64   // qtail when the index was last rebuilt
-	// A lookup walked longWalk buckets or more since (see find).
+	// A lookup walked longWalk buckets or more since (see lookup).
 	longWalks bool
 	n         int
 	chunks    [][]embryo
@@ -228,15 +228,15 @@ func (t *embryos) window() (front, n uint32) {
 	return uint32(t.qhead), uint32(t.qtail - t.qhead)
 }
 
-// live reports whether entry w is a record's (not empty, and its place in
+// liveEntry reports whether entry w is a record's (not empty, and its place in
 // the queue).
 func (t *embryos) liveEntry(w uint64, front, n uint32) bool {
 	return w>>32&(1<<t.ibits-1) != 0 && uint32(w)-front < n
 }
 
-// find returns k's embryo, if in the table; h is keyHash of the untagged
+// lookup returns k's embryo, if in the table; h is keyHash of the untagged
 // key.
-func (t *embryos) find(k *flowKey, h uint32) (int32, bool) {
+func (t *embryos) lookup(k *flowKey, h uint32) (int32, bool) {
 	front, n := t.window()
 	sh, imask := t.ibits, uint32(1)<<t.ibits-1
 	tag := tagByte(h) * bytes1
@@ -280,9 +280,6 @@ func (t *embryos) find(k *flowKey, h uint32) (int32, bool) {
 func sameTuple(a, b *flowKey) bool {
 	return a.pa == b.pa && a.pb == b.pb && a.v6 == b.v6 && a.a == b.a && a.b == b.b
 }
-
-// lookup finds k's embryo.
-func (t *embryos) lookup(k *flowKey, h uint32) (int32, bool) { return t.find(k, h) }
 
 // insert adds the entry of slab index i (key hash h, queue place qpos) in
 // the first bucket from its home with a free or dead entry: the header's
@@ -446,9 +443,9 @@ func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 		i = t.nslab
 		t.nslab++
 	}
-	// Queued first: while its hash is 0, a stale queue entry of the
-	// slab's last record is not taken for its (see live) if pushBack
-	// compacts the queue.
+	// Queued first: while the slab's hash is still 0, a stale queue
+	// entry left by its last record is not taken for a live one (see
+	// live) if pushBack compacts the queue and rebuilds the index.
 	t.pushBack(i)
 	m := t.m(i)
 	m.hash = h

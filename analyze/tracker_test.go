@@ -203,7 +203,7 @@ var indexCases = []indexCase{
 // filed under each, then answered, while a record at the front keeps the
 // queue's front still), a lookup walks every bucket and finds nothing,
 // and the next insert rebuilds the index, which clears the horizons. The
-// crafted traffic review found looped forever in find before.
+// crafted traffic review found looped forever in the lookup before.
 func TestEmbryoIndexStaleHorizons(t *testing.T) {
 	et := newEmbryos(1 << 20)
 	nb := et.bmask + 1
