@@ -95,6 +95,7 @@ type embryos struct {
 	chunks    [][]embryo
 	meta      [][]embMeta // beside chunks: meta[c][j] is chunks[c][j]'s
 	nslab     int32
+	ahead     []chan slabChunk // the next chunks, being made (addChunk)
 	free      slabQueue
 	q         []int32 // ring of slab indices; power-of-two length
 	qhead     uint64  // position of the front entry (q[qhead&mask])
@@ -117,8 +118,9 @@ type embMeta struct {
 }
 
 const (
-	chunkShift = 12
-	chunkSize  = 1 << chunkShift
+	chunksAhead = 4 // chunks made ahead of need (addChunk)
+	chunkShift  = 12
+	chunkSize   = 1 << chunkShift
 )
 
 func newEmbryos(max int) *embryos {
@@ -201,6 +203,7 @@ const (
 	hdrOverflow  = 1 << 63 // in the header: keys were passed on (see hz)
 	rebuildEvery = 1 << 30 // queue places between two rebuilds
 	longWalk     = 8       // buckets a lookup walks before it asks for a rebuild
+	jumpBuckets  = 1 << 13 // growing past this many buckets (512 KB), the index takes its full size (grown)
 	bytes1       = 0x0101010101010101
 )
 
@@ -354,6 +357,66 @@ func (t *embryos) rebuild(nb int) {
 	t.rebuilt, t.longWalks = t.qtail, false
 }
 
+// addChunk adds a chunk of records to the slab. A table that keeps
+// growing (past two chunks, short of its max) has its next chunksAhead
+// chunks made and their pages mapped in by goroutines of their own
+// meanwhile: a flood fills the default table's 100 MB of records in its
+// first 50 ms or so, when the tracker alone sets the pace, and it took
+// the kernel's page faults there (BENCHMARKS, session 8). At most
+// chunksAhead chunks (3.3 MB) are made and never used, when the table
+// stops growing.
+func (t *embryos) addChunk() {
+	var c slabChunk
+	if len(t.ahead) > 0 {
+		c = <-t.ahead[0]
+		t.ahead = t.ahead[1:]
+	} else {
+		c = newSlabChunk(false)
+	}
+	t.chunks = append(t.chunks, c.rec)
+	t.meta = append(t.meta, c.meta)
+	if len(t.chunks) < 2 {
+		return
+	}
+	for len(t.ahead) < chunksAhead && (len(t.chunks)+len(t.ahead))*chunkSize < t.max {
+		ch := make(chan slabChunk, 1)
+		t.ahead = append(t.ahead, ch)
+		go func() { ch <- newSlabChunk(true) }()
+	}
+}
+
+// slabChunk is a chunk of records and their meta.
+type slabChunk struct {
+	rec  []embryo
+	meta []embMeta
+}
+
+// newSlabChunk makes a chunk; with fault, the kernel maps its records'
+// pages in now.
+func newSlabChunk(fault bool) slabChunk {
+	c := slabChunk{make([]embryo, chunkSize), make([]embMeta, chunkSize)}
+	if fault {
+		mem.Populate(unsafe.Slice((*byte)(unsafe.Pointer(&c.rec[0])), len(c.rec)*int(unsafe.Sizeof(c.rec[0]))))
+	}
+	return c
+}
+
+// grown is the index's number of buckets once it has filled: twice as
+// many while it is small, and past jumpBuckets the number a full table
+// needs (a table that grows that far is mostly a flood on its way to
+// filling it). Each doubling's rebuild reads the queue and writes a random
+// line per record: doubling all the way to a full default table cost the
+// flood bench capture's tracker 40 ms of its 1 s (BENCHMARKS, session 8).
+func (t *embryos) grown() int {
+	nb := 2 * (t.bmask + 1)
+	if nb > jumpBuckets {
+		for bucketLoad*nb < t.max {
+			nb *= 2
+		}
+	}
+	return nb
+}
+
 // pushBack puts slab index i at the back of the LRU order.
 // Compacting the queue renumbers its places, so the index is then rebuilt
 // (as it is every rebuildEvery places); the caller updates i's entry.
@@ -428,7 +491,7 @@ func (t *embryos) drain(f func(i int32)) {
 // scratch (once the table overflows) the scratch one, for publish.
 func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 	if t.n+1 > bucketLoad*(t.bmask+1) {
-		t.rebuild(2 * (t.bmask + 1))
+		t.rebuild(t.grown())
 	} else if t.longWalks && t.qtail-t.rebuilt >= uint64(t.n) {
 		t.rebuild(t.bmask + 1)
 	}
@@ -437,8 +500,7 @@ func (t *embryos) alloc(k *flowKey, h uint32, scratch bool) (int32, *embryo) {
 		i = t.free.pop()
 	} else {
 		if int(t.nslab)>>chunkShift == len(t.chunks) {
-			t.chunks = append(t.chunks, make([]embryo, chunkSize))
-			t.meta = append(t.meta, make([]embMeta, chunkSize))
+			t.addChunk()
 		}
 		i = t.nslab
 		t.nslab++

@@ -1,8 +1,10 @@
 package analyze
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -196,6 +198,42 @@ var indexCases = []indexCase{
 	{"keyHash", 4000, 150000, realHash},
 	{"crowded", 600, 40000, crowdedHash},
 	{"equal", 200, 40000, equalHash},
+}
+
+// The index doubles while small and then takes its full size at once;
+// the slab's chunks, made ahead of need past the first two, hold every
+// record as written.
+func TestEmbryoGrowth(t *testing.T) {
+	const max = 100_000
+	et := newEmbryos(max)
+	var sizes []int
+	for n := uint32(0); n < 3*jumpBuckets; n++ {
+		k := indexKey(n)
+		if _, e := et.alloc(&k, keyHash(&k), false); e.key != k {
+			t.Fatalf("record %d: key not written", n)
+		}
+		if nb := et.bmask + 1; len(sizes) == 0 || sizes[len(sizes)-1] != nb {
+			sizes = append(sizes, nb)
+		}
+	}
+	full := 1 << bits.Len(uint(max/bucketLoad)) // the least power of two of room enough
+	var want []int
+	for nb := 64; nb <= jumpBuckets; nb *= 2 {
+		want = append(want, nb)
+	}
+	want = append(want, full)
+	if !slices.Equal(sizes, want) {
+		t.Fatalf("bucket counts %v, want %v", sizes, want)
+	}
+	if len(et.chunks) < 3*jumpBuckets/chunkSize {
+		t.Fatalf("%d chunks for %d records", len(et.chunks), 3*jumpBuckets)
+	}
+	for n := uint32(0); n < 3*jumpBuckets; n++ {
+		k := indexKey(n)
+		if i, ok := et.lookup(&k, keyHash(&k)); !ok || et.at(i).key != k {
+			t.Fatalf("record %d: lookup %d,%v", n, i, ok)
+		}
+	}
 }
 
 // A horizon outlives the keys it covers when they are answered (their

@@ -7,3 +7,14 @@
 // A prefetch never faults: one for an address that is not mapped, or whose
 // page the kernel has not mapped in yet, is dropped.
 package mem
+
+// touch writes a zero byte in every page of b (all zero), so that the
+// kernel maps them in.
+func touch(b []byte) {
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 0
+	}
+	if len(b) > 0 {
+		b[len(b)-1] = 0
+	}
+}
