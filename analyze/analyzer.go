@@ -50,7 +50,8 @@ type Analyzer struct {
 }
 
 // NewAnalyzer returns an analyzer; emit receives each finished attempt and
-// returns whether it keeps it (one it does not keep is reused).
+// returns whether it keeps it (one it does not keep is reused, and emit
+// must not change it).
 func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt) bool) *Analyzer {
 	an := &Analyzer{filter: filter, kernel: newKernel()}
 	an.tracker = NewTracker(cfg, &an.sum, func(a *Attempt) bool {

@@ -710,7 +710,7 @@ func (t *Tracker) finishEmbryo(i int32, evicted bool) {
 		t.em.embryo(i, e, t.now, evicted, et)
 	} else {
 		// Built and judged here as the emitting goroutine would.
-		a := buildEmbryo(&t.spare, &t.scratch, e, t.now, evicted, t.cfg.SynTimeout, t.sum)
+		a := buildEmbryo(&t.spare, nil, &t.scratch, e, t.now, evicted, t.cfg.SynTimeout, t.sum)
 		et.remove(i)
 		t.hand(a)
 	}
@@ -798,17 +798,44 @@ func fillEmbryo(a *Attempt, e *embryo) {
 }
 
 // buildEmbryo returns the judged attempt of embryo e, ended at now: built
-// by fillEmbryo (in an attempt from spare, if any) and judged as conclude
-// judges a flow replayed from e. f is a scratch flow: it gets what judge
-// reads of such a flow (a flow of SYNs from the client alone), and nothing
-// else.
-func buildEmbryo(spare *[]*Attempt, f *flow, e *embryo, now int64, evicted bool, synTimeout time.Duration, sum *Summary) *Attempt {
-	a := blankAttempt(spare)
+// by fillEmbryo and judged as conclude judges a flow replayed from e. It
+// builds in an attempt from built if there is one (built may be nil), else
+// in a blank one from spare. f is a scratch flow: it gets what judge reads
+// of such a flow (a flow of SYNs from the client alone), and nothing else.
+func buildEmbryo(spare, built *[]*Attempt, f *flow, e *embryo, now int64, evicted bool, synTimeout time.Duration, sum *Summary) *Attempt {
+	var a *Attempt
+	if built != nil && len(*built) > 0 {
+		n := len(*built)
+		a = (*built)[n-1]
+		*built = (*built)[:n-1]
+		clearBuilt(a)
+	} else {
+		a = blankAttempt(spare)
+	}
 	fillEmbryo(a, e)
 	a.Evicted = evicted
 	f.srvSYN, f.synsAtAns, f.lastHS = false, 0, e.last
 	conclude(a, f, now, synTimeout, sum)
 	return a
+}
+
+// clearBuilt makes a, built by buildEmbryo and then not kept by emit
+// (which must not change an attempt it does not keep), blank again as far
+// as the next fillEmbryo and conclude need: it zeroes what they may have
+// set and do not always set again, and what the kernel evidence's match
+// may have set (Kernel); the rest of the 856 bytes stayed zero. Zeroing it
+// whole cost a flood's emitting goroutine a tenth of its time (BENCHMARKS,
+// session 8). TestEmbryoMatchesFullPath builds one record's attempt in
+// another's, over every kind of record, and compares it with the full
+// path's.
+func clearBuilt(a *Attempt) {
+	// fillEmbryo's second SYN (a record holds two at most), its counts
+	// and its timeline.
+	a.SynTimes[1], a.synTSval[1] = 0, 0
+	a.PktsClient, a.BytesClient, a.FirstDataClient = 0, 0, 0
+	a.Timeline, a.Truncated = a.Timeline[:0], 0
+	a.zeek = zeekState{}
+	a.Kernel = AttemptKernel{}
 }
 
 // expireEmbryos finishes embryos whose last SYN is older than the handshake

@@ -115,6 +115,6 @@ func BenchmarkEmitEmbryo(b *testing.B) {
 			b.StartTimer()
 		}
 		e := &recs[j]
-		em.done1(em.build(e, e.last+5_200_000_000, true))
+		em.doneBuilt(em.build(e, e.last+5_200_000_000, true))
 	}
 }

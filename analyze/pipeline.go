@@ -361,7 +361,8 @@ type emitter struct {
 	synTimeout time.Duration
 	scratch    flow
 	spare      []*Attempt
-	sum        Summary // outcomes of the embryos it judged
+	built      []*Attempt // attempts build made, not kept (see clearBuilt)
+	sum        Summary    // outcomes of the embryos it judged
 }
 
 func (em *emitter) attempt(a *Attempt, et *embryos) {
@@ -417,12 +418,12 @@ func (em *emitter) run() {
 				}
 			}
 			x := &b[i]
-			a := x.a
-			if a == nil {
-				a = em.build(x.e, x.now, x.evicted)
+			if a := x.a; a != nil {
+				x.a = nil
+				em.done1(a)
+			} else {
+				em.doneBuilt(em.build(x.e, x.now, x.evicted))
 			}
-			x.a = nil
-			em.done1(a)
 		}
 		em.free <- b
 	}
@@ -430,8 +431,12 @@ func (em *emitter) run() {
 
 // build makes the judged attempt of embryo record e, ended at now.
 func (em *emitter) build(e *embryo, now int64, evicted bool) *Attempt {
-	return buildEmbryo(&em.spare, &em.scratch, e, now, evicted, em.synTimeout, &em.sum)
+	return buildEmbryo(&em.spare, &em.built, &em.scratch, e, now, evicted, em.synTimeout, &em.sum)
 }
 
 // done1 emits a, keeping it for reuse when emit does not.
 func (em *emitter) done1(a *Attempt) { emitOrKeep(em.emit, &em.spare, a) }
+
+// doneBuilt emits a, which build made, keeping it for build to reuse
+// when emit does not.
+func (em *emitter) doneBuilt(a *Attempt) { emitOrKeep(em.emit, &em.built, a) }
