@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"slices"
-	"strings"
 )
 
 // Extract reads chosen packets back from capture files: want maps a source's
@@ -71,8 +69,8 @@ func extractOne(path string, idx int, nums map[uint64]bool, fn func(p *Packet) e
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			if re, ok := r.(runtime.Error); ok && strings.Contains(re.Error(), "fault") {
-				stop, err = false, fmt.Errorf("extracting packets from %s: the file changed while it was read (truncated?): %v", path, re)
+			if ferr, ok := MappedFault(r, []Source{s}); ok {
+				stop, err = false, fmt.Errorf("extracting packets: %w", ferr)
 				return
 			}
 			panic(r)

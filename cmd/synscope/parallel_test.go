@@ -10,12 +10,15 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/synscope/synscope/analyze"
 	"github.com/synscope/synscope/capture"
 	"github.com/synscope/synscope/internal/benchgen"
 )
@@ -222,5 +225,60 @@ func TestParallelBenchCaptures(t *testing.T) {
 		} else if !bytes.Equal(r.stdout, first) {
 			t.Fatalf("run %d differs:\n%s", i, firstDiff(first, r.stdout))
 		}
+	}
+}
+
+// TestFileShrinks: a mapped capture cut short while it is read (here,
+// after it is opened and before its records are found) faults in the
+// workers and then in the sequential reader, or in the sequential reader
+// alone; the read ends with an error naming the file and the byte offset
+// that was gone, not a crash, and what was read is kept.
+func TestFileShrinks(t *testing.T) {
+	web := benchgen.Web1G()
+	web.Name = "web.pcap"
+	web.Duration, web.Lead = 60*time.Second, 10*time.Second
+	web.ConnRate = 6
+	dir := t.TempDir()
+	_, data := writeGen(t, dir, web)
+	const kept = 3 * 4096 // every page after these is gone from the mapping
+	if len(data) < 2<<20 {
+		t.Fatalf("the capture (%d bytes) is too small to be mapped by default", len(data))
+	}
+	for _, mode := range []string{"65536", "0"} {
+		t.Run("parallel="+mode, func(t *testing.T) {
+			path := filepath.Join(dir, "cut-"+mode+".pcap")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv(capture.ParallelEnv, mode)
+			src, err := capture.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			if err := os.Truncate(path, kept); err != nil {
+				t.Fatal(err)
+			}
+			an := analyze.NewAnalyzer(analyze.DefaultConfig(), nil, nil)
+			lastParallel = parallelStats{}
+			_, err = pump(context.Background(), src, []capture.Source{src}, an, newProgress(io.Discard, []string{path}, src), []int32{0})
+			an.Finish()
+			want := regexp.MustCompile("^" + regexp.QuoteMeta(path+": the file changed while it was read (truncated?): byte offset ") +
+				`(\d+)` + regexp.QuoteMeta(fmt.Sprintf(" is gone (it had %d bytes when opened)", len(data))) + "$")
+			m := want.FindStringSubmatch(fmt.Sprint(err))
+			if m == nil {
+				t.Fatalf("pump: %v\nwant it to match %s", err, want)
+			}
+			if off, _ := strconv.Atoi(m[1]); off < kept || off >= len(data) {
+				t.Errorf("the offset gone is %d, want one past the %d bytes kept", off, kept)
+			}
+			if parallel := lastParallel.chunks > 0; parallel != (mode != "0") {
+				t.Errorf("read in parallel: %v (%+v), want %v", parallel, lastParallel, mode != "0")
+			}
+			// The records wholly in the pages kept were read.
+			if n, max := an.Summary().Packets, uint64(len(recordOffsets(data[:kept]))); n == 0 || n > max {
+				t.Errorf("%d packets read, want 1 to %d (those in the first %d bytes)", n, max, kept)
+			}
+		})
 	}
 }

@@ -434,8 +434,8 @@ func pump(ctx context.Context, src capture.Source, srcs []capture.Source, an *an
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			if re, ok := r.(runtime.Error); ok && strings.Contains(re.Error(), "fault") {
-				err = fmt.Errorf("a capture file changed while it was read (truncated?): %v", re)
+			if ferr, ok := capture.MappedFault(r, srcs); ok {
+				err = ferr
 				return
 			}
 			panic(r)
@@ -507,8 +507,12 @@ func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer,
 	work := func(g int, s *chunkSlot) {
 		// A mapped file that shrinks faults here: the chunks are then
 		// left dirty, and the sequential reader meets the fault itself.
+		// Any other panic is a bug, not to be hidden by reading again.
 		defer func() {
 			if r := recover(); r != nil {
+				if _, ok := capture.MappedFault(r, nil); !ok {
+					panic(r)
+				}
 				for k := range s.recs {
 					ch.Unfound(g*chunkGroup+k, &s.recs[k])
 					s.batches[k].Reset()
