@@ -51,7 +51,8 @@ type Analyzer struct {
 
 // NewAnalyzer returns an analyzer; emit receives each finished attempt and
 // returns whether it keeps it (one it does not keep is reused, and emit
-// must not change it).
+// must not change it; the analyzer itself sets its Kernel, from the kernel
+// evidence, before emit sees it).
 func NewAnalyzer(cfg Config, filter *Filter, emit func(*Attempt) bool) *Analyzer {
 	an := &Analyzer{filter: filter, kernel: newKernel()}
 	an.tracker = NewTracker(cfg, &an.sum, func(a *Attempt) bool {

@@ -203,7 +203,8 @@ const (
 	hdrOverflow  = 1 << 63 // in the header: keys were passed on (see hz)
 	rebuildEvery = 1 << 30 // queue places between two rebuilds
 	longWalk     = 8       // buckets a lookup walks before it asks for a rebuild
-	jumpBuckets  = 1 << 13 // growing past this many buckets (512 KB), the index takes its full size (grown)
+	jumpBuckets  = 1 << 13 // growing past this many buckets (512 KB), the index takes its full size (grown)...
+	jumpTo       = 1 << 18 // ...up to this many (16 MB, a full default table's), doubling again after
 	bytes1       = 0x0101010101010101
 )
 
@@ -358,7 +359,7 @@ func (t *embryos) rebuild(nb int) {
 }
 
 // addChunk adds a chunk of records to the slab. A table that keeps
-// growing (past two chunks, short of its max) has its next chunksAhead
+// growing (to a second chunk, short of its max) has its next chunksAhead
 // chunks made and their pages mapped in by goroutines of their own
 // meanwhile: a flood fills the default table's 100 MB of records in its
 // first 50 ms or so, when the tracker alone sets the pace, and it took
@@ -403,14 +404,17 @@ func newSlabChunk(fault bool) slabChunk {
 
 // grown is the index's number of buckets once it has filled: twice as
 // many while it is small, and past jumpBuckets the number a full table
-// needs (a table that grows that far is mostly a flood on its way to
-// filling it). Each doubling's rebuild reads the queue and writes a random
-// line per record: doubling all the way to a full default table cost the
-// flood bench capture's tracker 40 ms of its 1 s (BENCHMARKS, session 8).
+// needs, up to jumpTo (a table that grows that far is mostly a flood on its
+// way to filling it), then twice as many again. Each doubling's rebuild
+// reads the queue and writes a random line per record: doubling all the
+// way to a full default table cost the flood bench capture's tracker 40 ms
+// of its 1 s (BENCHMARKS, session 8). jumpTo bounds what the jump costs a
+// table with a large --max-syn-only that is not flooded: 16 MB, where the
+// full size would be 32 bytes for each record of the maximum.
 func (t *embryos) grown() int {
 	nb := 2 * (t.bmask + 1)
 	if nb > jumpBuckets {
-		for bucketLoad*nb < t.max {
+		for nb < jumpTo && bucketLoad*nb < t.max {
 			nb *= 2
 		}
 	}
@@ -820,7 +824,8 @@ func buildEmbryo(spare, built *[]*Attempt, f *flow, e *embryo, now int64, evicte
 }
 
 // clearBuilt makes a, built by buildEmbryo and then not kept by emit
-// (which must not change an attempt it does not keep), blank again as far
+// (which must not change an attempt it does not keep, but for the Kernel
+// the Analyzer's emit sets), blank again as far
 // as the next fillEmbryo and conclude need: it zeroes what they may have
 // set and do not always set again, and what the kernel evidence's match
 // may have set (Kernel); the rest of the 856 bytes stayed zero. Zeroing it

@@ -346,7 +346,8 @@ type Tracker struct {
 // NewTracker returns a tracker that calls emit with every finished attempt.
 // emit returns whether it keeps the attempt: one it does not keep is reused
 // for a later attempt, so most attempts cost no allocation. emit must not
-// change an attempt it does not keep (see clearBuilt).
+// change an attempt it does not keep, but for its Kernel (the Analyzer's
+// emit sets it; see clearBuilt).
 func NewTracker(cfg Config, sum *Summary, emit func(*Attempt) bool) *Tracker {
 	def := DefaultConfig()
 	if cfg.SynTimeout <= 0 {

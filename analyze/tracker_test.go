@@ -1,10 +1,10 @@
 package analyze
 
 import (
-	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -204,35 +204,52 @@ var indexCases = []indexCase{
 // the slab's chunks, made ahead of need past the first two, hold every
 // record as written.
 func TestEmbryoGrowth(t *testing.T) {
-	const max = 100_000
-	et := newEmbryos(max)
-	var sizes []int
-	for n := uint32(0); n < 3*jumpBuckets; n++ {
-		k := indexKey(n)
-		if _, e := et.alloc(&k, keyHash(&k), false); e.key != k {
-			t.Fatalf("record %d: key not written", n)
-		}
-		if nb := et.bmask + 1; len(sizes) == 0 || sizes[len(sizes)-1] != nb {
-			sizes = append(sizes, nb)
-		}
+	for _, max := range []int{100_000, 1 << 17, DefaultConfig().MaxSYNOnly, 1 << 23} {
+		t.Run(strconv.Itoa(max), func(t *testing.T) {
+			et := newEmbryos(max)
+			var sizes []int
+			for n := uint32(0); n < 3*jumpBuckets; n++ {
+				k := indexKey(n)
+				if _, e := et.alloc(&k, keyHash(&k), false); e.key != k {
+					t.Fatalf("record %d: key not written", n)
+				}
+				if nb := et.bmask + 1; len(sizes) == 0 || sizes[len(sizes)-1] != nb {
+					sizes = append(sizes, nb)
+				}
+			}
+			full := 1 // the least power of two of room enough for max records
+			for bucketLoad*full < max {
+				full *= 2
+			}
+			var want []int
+			for nb := 64; nb <= jumpBuckets; nb *= 2 {
+				want = append(want, nb)
+			}
+			want = append(want, min(full, jumpTo))
+			if !slices.Equal(sizes, want) {
+				t.Fatalf("bucket counts %v, want %v", sizes, want)
+			}
+			// Past jumpTo, a table doubles again.
+			if full > jumpTo {
+				if nb := et.grown(); nb != 2*jumpTo {
+					t.Fatalf("after the jump, grown gives %d buckets, want %d", nb, 2*jumpTo)
+				}
+			}
+			if len(et.chunks) < 3*jumpBuckets/chunkSize {
+				t.Fatalf("%d chunks for %d records", len(et.chunks), 3*jumpBuckets)
+			}
+			for n := uint32(0); n < 3*jumpBuckets; n++ {
+				k := indexKey(n)
+				if i, ok := et.lookup(&k, keyHash(&k)); !ok || et.at(i).key != k {
+					t.Fatalf("record %d: lookup %d,%v", n, i, ok)
+				}
+			}
+		})
 	}
-	full := 1 << bits.Len(uint(max/bucketLoad)) // the least power of two of room enough
-	var want []int
-	for nb := 64; nb <= jumpBuckets; nb *= 2 {
-		want = append(want, nb)
-	}
-	want = append(want, full)
-	if !slices.Equal(sizes, want) {
-		t.Fatalf("bucket counts %v, want %v", sizes, want)
-	}
-	if len(et.chunks) < 3*jumpBuckets/chunkSize {
-		t.Fatalf("%d chunks for %d records", len(et.chunks), 3*jumpBuckets)
-	}
-	for n := uint32(0); n < 3*jumpBuckets; n++ {
-		k := indexKey(n)
-		if i, ok := et.lookup(&k, keyHash(&k)); !ok || et.at(i).key != k {
-			t.Fatalf("record %d: lookup %d,%v", n, i, ok)
-		}
+	// The default table jumps straight to its full size (the flood's
+	// speed), and jumpTo is no larger than that.
+	if full := DefaultConfig().MaxSYNOnly / bucketLoad; jumpTo != full {
+		t.Errorf("jumpTo is %d buckets, a full default table needs %d", jumpTo, full)
 	}
 }
 

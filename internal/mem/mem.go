@@ -9,7 +9,8 @@
 package mem
 
 // touch writes a zero byte in every page of b (all zero), so that the
-// kernel maps them in.
+// kernel maps them in: every 4 KiB, the smallest page size (larger pages
+// just get more than one write).
 func touch(b []byte) {
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 0

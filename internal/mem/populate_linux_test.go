@@ -10,7 +10,7 @@ import (
 // TestPopulate: every page b spans is mapped in afterwards, those it only
 // partly covers too, and none beyond; b stays zero.
 func TestPopulate(t *testing.T) {
-	const page = 4096
+	page := unix.Getpagesize()
 	m, err := unix.Mmap(-1, 0, 8*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		t.Fatal(err)
