@@ -92,7 +92,8 @@ func MappedFault(r any, srcs []Source) (err error, ok bool) {
 		}
 		base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
 		if addr >= base && addr-base < uintptr(len(data)) {
-			return fmt.Errorf("%s: the file changed while it was read (truncated?): byte offset %d is gone (it had %d bytes when opened)", s.Info().Path, addr-base, len(data)), true
+			in := s.Info()
+			return fmt.Errorf("%s: the file changed while it was read (truncated?): packet %d, at byte offset %d, is gone (the file had %d bytes when opened)", in.Path, in.Packets+1, addr-base, len(data)), true
 		}
 	}
 	return fmt.Errorf("a capture file changed while it was read (truncated?): memory fault at %#x", addr), true

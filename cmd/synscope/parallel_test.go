@@ -263,13 +263,16 @@ func TestFileShrinks(t *testing.T) {
 			lastParallel = parallelStats{}
 			_, err = pump(context.Background(), src, []capture.Source{src}, an, newProgress(io.Discard, []string{path}, src), []int32{0})
 			an.Finish()
-			want := regexp.MustCompile("^" + regexp.QuoteMeta(path+": the file changed while it was read (truncated?): byte offset ") +
-				`(\d+)` + regexp.QuoteMeta(fmt.Sprintf(" is gone (it had %d bytes when opened)", len(data))) + "$")
+			want := regexp.MustCompile("^" + regexp.QuoteMeta(path+": the file changed while it was read (truncated?): packet ") +
+				`(\d+), at byte offset (\d+), is gone` + regexp.QuoteMeta(fmt.Sprintf(" (the file had %d bytes when opened)", len(data))) + "$")
 			m := want.FindStringSubmatch(fmt.Sprint(err))
 			if m == nil {
 				t.Fatalf("pump: %v\nwant it to match %s", err, want)
 			}
-			if off, _ := strconv.Atoi(m[1]); off < kept || off >= len(data) {
+			if num, _ := strconv.ParseUint(m[1], 10, 64); num != an.Summary().Packets+1 {
+				t.Errorf("packet %d is gone, after %d read", num, an.Summary().Packets)
+			}
+			if off, _ := strconv.Atoi(m[2]); off < kept || off >= len(data) {
 				t.Errorf("the offset gone is %d, want one past the %d bytes kept", off, kept)
 			}
 			if parallel := lastParallel.chunks > 0; parallel != (mode != "0") {
