@@ -84,11 +84,13 @@ func unpackRef(v uint64) PacketRef { return PacketRef{Source: int32(v >> 48), Nu
 // ahead. A full queue is compacted when half of it or more is stale, and
 // doubled otherwise, so it stays under four entries per record (or 1,024).
 type embryos struct {
-	idx     []uint64 // buckets of bucketWords words (see entry)
-	hz      []uint32 // each bucket's horizon (see entry)
-	bmask   int      // buckets-1 (a power of two)
-	ibits   uint8    // bits of an entry's slab index (slab index+1)
-	rebuilt uint64   // qtail when the index was last rebuilt
+	idx      []uint64 // buckets of bucketWords words (see entry)
+	hz       []uint32 // each bucket's horizon (see entry)
+	bmask    int      // buckets-1 (a power of two)
+	ibits    uint8    // bits of an entry's slab index (slab index+1)
+	rebuilt  uint64   // qtail when the index was last rebuilt
+	every    uint64   // queue places between two rebuilds (rebuildEvery; the tests make it small)
+	rebuilds int      // how many (for the tests)
 	// A lookup walked longWalk buckets or more since (see lookup).
 	longWalks bool
 	n         int
@@ -130,7 +132,7 @@ func newEmbryos(max int) *embryos {
 	// not fit it: max is held below.)
 	max = min(max, 1<<27-1<<16-1)
 	ibits := uint8(bits.Len(uint(max + 1<<16)))
-	t := &embryos{ibits: ibits, q: make([]int32, 1024), max: max}
+	t := &embryos{ibits: ibits, q: make([]int32, 1024), max: max, every: rebuildEvery}
 	t.rebuild(64)
 	return t
 }
@@ -336,6 +338,7 @@ func (t *embryos) place(h uint32, i int32) (b, j int) {
 // rebuild makes the index anew with nb buckets, from the live records in
 // queue order.
 func (t *embryos) rebuild(nb int) {
+	t.rebuilds++
 	if len(t.hz) == nb {
 		clear(t.idx)
 	} else {
@@ -429,7 +432,7 @@ func (t *embryos) pushBack(i int32) {
 		if t.makeRoom() {
 			t.rebuild(t.bmask + 1)
 		}
-	} else if t.qtail-t.rebuilt >= rebuildEvery {
+	} else if t.qtail-t.rebuilt >= t.every {
 		t.rebuild(t.bmask + 1)
 	}
 	t.q[t.qtail&uint64(len(t.q)-1)] = i

@@ -344,11 +344,20 @@ func TestEmbryoIndexChurn(t *testing.T) {
 // agree with a model of the table, the front is its least recently used
 // record, and the table's length is right. The queue starts just before
 // its places wrap around 2^32, and compaction renumbers them (rebuilding
-// the index) along the way.
+// the index) along the way. Run again with the periodic rebuild (every
+// 2^30 places, so that no dead entry lives to see its place come round
+// again) every 97 places, at any point of the churn.
 func TestEmbryoIndexLazy(t *testing.T) {
+	for _, every := range []uint64{rebuildEvery, 97} {
+		t.Run(strconv.FormatUint(every, 10), func(t *testing.T) { testEmbryoIndexLazy(t, every) })
+	}
+}
+
+func testEmbryoIndexLazy(t *testing.T, every uint64) {
 	key := indexKey
 	for _, c := range indexCases {
 		et := newEmbryos(1 << 20)
+		et.every = every
 		start := uint64(1<<32 - 500)
 		et.qhead, et.qtail, et.rebuilt = start, start, start
 		type rec struct {
@@ -410,6 +419,9 @@ func TestEmbryoIndexLazy(t *testing.T) {
 		}
 		if !wrapped || compactions == 0 {
 			t.Fatalf("%s: wrapped %v, %d compactions: the test missed what it is for", c.name, wrapped, compactions)
+		}
+		if every < rebuildEvery && et.rebuilds < c.steps/int(every)/2 {
+			t.Fatalf("%s: %d rebuilds in %d steps, one every %d places", c.name, et.rebuilds, c.steps, every)
 		}
 	}
 }
