@@ -263,8 +263,18 @@ func (an *Analyzer) TrackBatch(b *Batch, base uint64) {
 	s.Malformed += b.malformed
 	s.NonTCP += b.nonTCP
 	t := an.tracker
-	const ahead = 4
+	// Each decoded packet (two lines) was written by a worker on the other
+	// core: it is asked for far entries ahead, so that warm (ahead
+	// entries ahead) finds it in the cache: the web bench capture reads
+	// 2.5% faster. Not in a flood (the emitting goroutine running, or the
+	// SYN-only table large), where it made the read 3% slower, beside the
+	// tracker's prefetches of the index (BENCHMARKS, session 9).
+	const ahead, far = 4, 16
+	pf := t.em == nil && t.embryos.n < 1<<16
 	for i := range b.e {
+		if pf && i+far < len(b.e) {
+			mem.Prefetch96(uintptr(unsafe.Pointer(&b.e[i+far])))
+		}
 		if i+ahead < len(b.e) {
 			t.warm(&b.e[i+ahead])
 		}
