@@ -62,39 +62,67 @@ func (f *file) mapping() []byte {
 	return nil
 }
 
-// MappedFault tells a memory fault from a bug's panic. r is a value
-// recovered while debug.SetPanicOnFault is on: reading a mapped capture
-// whose file shrank, past its new end, raises a fault (SIGBUS) at an
-// address in the mapping, and the runtime's error for it has an Addr
-// method (its text reads "invalid memory address or nil pointer
-// dereference", as a nil dereference's does, which has none). For a fault,
-// ok is true and err names the file among srcs whose mapping holds the
-// address, with the byte offset that was gone; any other r gives ok false,
-// to be raised again.
-func MappedFault(r any, srcs []Source) (err error, ok bool) {
+// faultAddr returns the address of a memory fault: r is a value recovered
+// while debug.SetPanicOnFault is on, and the runtime's error for a fault
+// has an Addr method (its text reads "invalid memory address or nil
+// pointer dereference", as a nil dereference's does, which has none).
+func faultAddr(r any) (uintptr, bool) {
 	re, isErr := r.(runtime.Error)
 	if !isErr {
-		return nil, false
+		return 0, false
 	}
 	fa, isFault := re.(interface{ Addr() uintptr })
 	if !isFault {
+		return 0, false
+	}
+	return fa.Addr(), true
+}
+
+// inMapping returns addr's offset in data, if it is there.
+func inMapping(addr uintptr, data []byte) (int64, bool) {
+	if len(data) == 0 {
+		return 0, false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	if addr < base || addr-base >= uintptr(len(data)) {
+		return 0, false
+	}
+	return int64(addr - base), true
+}
+
+// MappedFault tells a shrunk capture from a bug. r is a value recovered
+// while debug.SetPanicOnFault is on: reading a mapped capture whose file
+// shrank, past its new end, raises a fault (SIGBUS) at an address in the
+// mapping. When r is such a fault in the mapping of one of srcs, ok is
+// true and err names the file, the packet that is gone and its byte
+// offset; any other r (a bug's panic, or a fault elsewhere) gives ok
+// false, to be raised again.
+func MappedFault(r any, srcs []Source) (err error, ok bool) {
+	addr, isFault := faultAddr(r)
+	if !isFault {
 		return nil, false
 	}
-	addr := fa.Addr()
 	for _, s := range srcs {
 		m, isMapped := s.(interface{ mapping() []byte })
 		if !isMapped {
 			continue
 		}
 		data := m.mapping()
-		if len(data) == 0 {
+		off, in := inMapping(addr, data)
+		if !in {
 			continue
 		}
-		base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
-		if addr >= base && addr-base < uintptr(len(data)) {
-			in := s.Info()
-			return fmt.Errorf("%s: the file changed while it was read (truncated?): packet %d, at byte offset %d, is gone (the file had %d bytes when opened)", in.Path, in.Packets+1, addr-base, len(data)), true
+		info := s.Info()
+		if info.Compressed { // offsets in the file are not those of the records
+			return fmt.Errorf("%s: the file changed while it was read (truncated?): byte offset %d is gone, after packet %d (the file had %d bytes when opened)", info.Path, off, info.Packets, len(data)), true
 		}
+		// A record is counted once its header is read (classic pcap): a
+		// fault in its data is in the last packet counted.
+		num := info.Packets + 1
+		if off < info.Bytes {
+			num = info.Packets
+		}
+		return fmt.Errorf("%s: the file changed while it was read (truncated?): packet %d, at byte offset %d, is gone (the file had %d bytes when opened)", info.Path, num, off, len(data)), true
 	}
-	return fmt.Errorf("a capture file changed while it was read (truncated?): memory fault at %#x", addr), true
+	return nil, false
 }

@@ -163,6 +163,17 @@ func NewChunks(src Source, size int) *Chunks {
 	return c
 }
 
+// Faulted reports whether r, recovered while debug.SetPanicOnFault is on,
+// is a memory fault in the file the chunks are read from (it shrank).
+func (c *Chunks) Faulted(r any) bool {
+	addr, ok := faultAddr(r)
+	if !ok {
+		return false
+	}
+	_, ok = inMapping(addr, c.data)
+	return ok
+}
+
 // Len is the number of chunks.
 func (c *Chunks) Len() int { return c.n }
 

@@ -510,7 +510,7 @@ func pumpParallel(ctx context.Context, ch *capture.Chunks, an *analyze.Analyzer,
 		// Any other panic is a bug, not to be hidden by reading again.
 		defer func() {
 			if r := recover(); r != nil {
-				if _, ok := capture.MappedFault(r, nil); !ok {
+				if !ch.Faulted(r) {
 					panic(r)
 				}
 				for k := range s.recs {
