@@ -139,19 +139,14 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 			plural(inc.Attempts, "connection attempt", "connection attempts"), srv, pctShare, who, when)
 		flood := spoofedFlood(inc)
 		if flood {
-			out.Title = fmt.Sprintf("SYN flood: %s to %s from %s, nearly one SYN each, none retransmitted and none answered (%s of the attempts to it), %s",
-				plural(inc.Attempts, "connection attempt", "connection attempts"), srv, who, pctShare, when)
+			out.Title = fmt.Sprintf("%s to %s got no answer at all (%s of the attempts to it), from %s, nearly one SYN each and none retransmitted: a SYN flood's pattern, %s",
+				plural(inc.Attempts, "connection attempt", "connection attempts"), srv, pctShare, who, when)
 		}
 		ev("%s of %s attempts to %s in this window got neither SYN-ACK, RST nor ICMP error", num(inc.Attempts), num(inc.ServerAttempts), srv)
 		if len(inc.Schedule) > 1 {
 			ev("clients kept retransmitting their SYN: at %s after the first (their kernels' retry schedule)", out.Schedule)
 		}
 		ev("%s affected", who)
-		if flood {
-			cause("high", "a SYN flood from forged (spoofed) source addresses: nearly every attempt comes from an address seen once, and none retransmits its SYN as a real client's kernel would",
-				"what the flood did to the server: nstat -az TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop TcpExtSyncookiesSent, 'Possible SYN flooding' in dmesg, net.ipv4.tcp_syncookies; upstream, the provider's DDoS protection; whether real clients were hurt (the other incidents in the same window)",
-				fmt.Sprintf("%s from %s, no SYN retransmitted", plural(inc.Attempts, "attempt", "attempts"), who))
-		}
 		partial := out.Share < 0.95
 		if partial {
 			cause("medium", "SYNs dropped intermittently before the listening socket: a firewall rate limit, SYN-flood protection, a full conntrack table, or a load balancer dropping new flows",
@@ -160,12 +155,13 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 			cause("medium", "the listen or accept queue overflowed (the application did not accept() fast enough); the kernel then drops SYNs silently",
 				"nstat -az TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop before and after; ss -ltn (Recv-Q against the backlog) on the listener")
 		} else {
-			conf := "high"
-			if flood {
-				conf = "medium" // the flood's own SYNs are the likelier reason for the silence
-			}
-			cause(conf, "nothing answered any SYN: the service, its host, or the path to it was down or blackholed for this window",
+			cause("high", "nothing answered any SYN: the service, its host, or the path to it was down or blackholed for this window",
 				"whether the server host was up and reachable (ping/ARP), firewall rules that drop (not reject) the port, routing toward the server")
+		}
+		if flood {
+			cause("medium", "a SYN flood from forged (spoofed) source addresses: nearly every attempt comes from an address seen once, and none retransmits its SYN as a real client's kernel would (real clients that each try once and give up within a second look the same: dual-stack clients falling back from a dead IPv6 address, short connect timeouts)",
+				"what the flood did to the server: nstat -az TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop TcpExtSyncookiesSent, 'Possible SYN flooding' in dmesg, net.ipv4.tcp_syncookies; upstream, the provider's DDoS protection; whether real clients were hurt (the other incidents in the same window)",
+				fmt.Sprintf("%s from %s, no SYN retransmitted", plural(inc.Attempts, "attempt", "attempts"), who))
 		}
 		cause("low", "the SYN-ACKs were sent but lost on the way back (asymmetric routing, a stateful device on the return path)",
 			"capture on the server itself: if SYN-ACKs leave it, the loss is on the return path")
