@@ -135,13 +135,12 @@ func newIncident(inc *analyze.Incident, slow time.Duration) Incident {
 		if out.Share >= 0.05 && inc.Attempts >= 3 {
 			out.Severity = "critical"
 		}
-		out.Title = fmt.Sprintf("%s to %s got no answer at all (%s of the attempts to it), from %s, %s",
-			plural(inc.Attempts, "connection attempt", "connection attempts"), srv, pctShare, who, when)
-		flood := spoofedFlood(inc)
+		flood, pattern := spoofedFlood(inc), ""
 		if flood {
-			out.Title = fmt.Sprintf("%s to %s got no answer at all (%s of the attempts to it), from %s, nearly one SYN each and none retransmitted: a SYN flood's pattern, %s",
-				plural(inc.Attempts, "connection attempt", "connection attempts"), srv, pctShare, who, when)
+			pattern = ", nearly one SYN each and none retransmitted: a SYN flood's pattern"
 		}
+		out.Title = fmt.Sprintf("%s to %s got no answer at all (%s of the attempts to it), from %s%s, %s",
+			plural(inc.Attempts, "connection attempt", "connection attempts"), srv, pctShare, who, pattern, when)
 		ev("%s of %s attempts to %s in this window got neither SYN-ACK, RST nor ICMP error", num(inc.Attempts), num(inc.ServerAttempts), srv)
 		if len(inc.Schedule) > 1 {
 			ev("clients kept retransmitting their SYN: at %s after the first (their kernels' retry schedule)", out.Schedule)
